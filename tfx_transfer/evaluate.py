@@ -1,0 +1,62 @@
+"""Test-set metrics: accuracy, loss, per-class precision/recall/F1 and the confusion matrix."""
+
+import numpy as np
+
+from tfx_transfer.heads import class_probabilities
+
+
+def predict_probabilities(model, dataset, batch_size: int, kind: str):
+    """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset."""
+    batched = dataset.batch(batch_size)
+    outputs = model.predict(batched.map(lambda x, y: x), verbose=0)
+    labels = np.concatenate([y.numpy() for y in batched.map(lambda x, y: y)])
+    return np.asarray(class_probabilities(outputs, kind)), labels
+
+
+def classification_report(probabilities, labels, class_names, kind: str = "multiclass", threshold: float = 0.5) -> dict:
+    """Metrics of predicted `probabilities` against `labels` (ids, or multi-hot for multi-label).
+
+    >>> report = classification_report(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), ["a", "b"])
+    >>> report["accuracy"], report["confusion_matrix"]
+    (0.5, [[1, 1], [0, 0]])
+    """
+    eps = 1e-7
+    p = np.clip(probabilities.astype(np.float64), eps, 1 - eps)
+    if kind == "multilabel":
+        truth = labels.astype(bool)
+        predicted = probabilities >= threshold
+        loss = float(-np.mean(truth * np.log(p) + (~truth) * np.log(1 - p)))
+        per_class = {
+            name: _prf(np.sum(predicted[:, k] & truth[:, k]), np.sum(predicted[:, k]), np.sum(truth[:, k]))
+            for k, name in enumerate(class_names)
+        }
+        return {
+            "accuracy": float(np.mean(predicted == truth)),
+            "exact_match": float(np.mean(np.all(predicted == truth, axis=1))),
+            "loss": loss,
+            "examples": int(len(labels)),
+            "per_class": per_class,
+        }
+    labels = labels.astype(np.int64).ravel()
+    predicted = probabilities.argmax(axis=1)
+    n = len(class_names)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = {
+        name: _prf(confusion[k, k], confusion[:, k].sum(), confusion[k, :].sum())
+        for k, name in enumerate(class_names)
+    }
+    return {
+        "accuracy": float(np.mean(predicted == labels)) if len(labels) else 0.0,
+        "loss": float(-np.mean(np.log(p[np.arange(len(labels)), labels]))) if len(labels) else 0.0,
+        "examples": int(len(labels)),
+        "per_class": per_class,
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def _prf(true_positive, predicted_positive, actual_positive) -> dict:
+    precision = float(true_positive / predicted_positive) if predicted_positive else 0.0
+    recall = float(true_positive / actual_positive) if actual_positive else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "support": int(actual_positive)}

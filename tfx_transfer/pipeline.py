@@ -1,0 +1,164 @@
+"""`train(recipe)`: backbone, data, model, phases, test metrics, `.keras` file and SavedModel in one call.
+
+Example:
+
+```python
+from tfx_transfer import load_recipe, train
+
+result = train(load_recipe("recipes/synthetic_mobilenet_v2.yaml"))
+print(result.metrics["test"]["accuracy"], result.export_dir)
+```
+"""
+
+import dataclasses
+import importlib
+import json
+import os
+import platform
+import re
+import time
+
+import keras
+import tensorflow as tf
+
+from tfx_transfer import data as data_lib
+from tfx_transfer.backbones.registry import resolve
+from tfx_transfer.config import ConfigError
+from tfx_transfer.distribute import make_strategy, set_precision
+from tfx_transfer.evaluate import classification_report, predict_probabilities
+from tfx_transfer.export import export_saved_model
+from tfx_transfer.model import build_model
+from tfx_transfer.training import PhaseRunner
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What a finished run produced: the model, where it went, and `metrics.json` as a dict."""
+
+    model: keras.Model
+    run_dir: str
+    export_dir: str | None
+    metrics: dict
+
+
+@dataclasses.dataclass
+class Prepared:
+    """Everything built before training starts; `inspect` stops here."""
+
+    backbone: object
+    splits: object
+    preprocessor: object
+    model: keras.Model
+    head: keras.Model
+    strategy: tf.distribute.Strategy
+
+
+def prepare(recipe, strategy=None) -> Prepared:
+    """Seeds, sets precision, builds the backbone, data and model under the strategy's scope."""
+    keras.utils.set_random_seed(recipe.seed)
+    set_precision(recipe.distribute.precision)
+    strategy = strategy or make_strategy(recipe.distribute)
+    with strategy.scope():
+        backbone = resolve(recipe.backbone)
+    if backbone.modality != recipe.modality:
+        raise ConfigError(
+            f"recipe.modality is {recipe.modality!r} but backbone {backbone.name!r} is a "
+            f"{backbone.modality} backbone. Set modality: {backbone.modality} or pick another backbone."
+        )
+    splits = data_lib.load_data(recipe, backbone)
+    preprocessor = data_lib.make_preprocessor(recipe, backbone)
+    with strategy.scope():
+        model, head = build_model(backbone, len(splits.class_names), recipe.head, name=_model_name(recipe))
+    return Prepared(backbone, splits, preprocessor, model, head, strategy)
+
+
+def train(recipe, strategy=None, callbacks=()) -> RunResult:
+    """Runs every phase of `recipe`, evaluates on the test split, saves and exports.
+
+    Re-running the same recipe with the same `run_dir` resumes: finished phases
+    are skipped and the phase in progress continues from its last epoch.
+    """
+    run_dir = recipe.resolved_run_dir
+    _claim_run_dir(run_dir, recipe)
+    start = time.perf_counter()
+    prepared = prepare(recipe, strategy)
+    model, splits = prepared.model, prepared.splits
+    make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
+    augment = make_augmentation(recipe) if make_augmentation else None
+    phases = PhaseRunner(
+        model, prepared.head, prepared.backbone, splits, recipe, run_dir,
+        strategy=prepared.strategy, augment=augment, callbacks=callbacks,
+    ).run()
+
+    metrics = {
+        "recipe": recipe.name,
+        "seed": recipe.seed,
+        "backbone": prepared.backbone.name,
+        "class_names": list(splits.class_names),
+        "data": splits.report,
+        "phases": [dataclasses.asdict(p) for p in phases],
+    }
+    if splits.test is not None:
+        probabilities, labels = predict_probabilities(model, splits.test, recipe.data.batch_size, recipe.head.kind)
+        metrics["test"] = classification_report(
+            probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold
+        )
+    else:
+        metrics["test"] = None
+    keras_path = os.path.join(run_dir, "model.keras")
+    model.save(keras_path)
+    metrics["keras_file"] = keras_path
+
+    export_dir = None
+    if recipe.export.enabled:
+        export_dir = export_saved_model(
+            model,
+            prepared.preprocessor,
+            splits.class_names,
+            recipe.export.base_dir,
+            recipe.export.model_name or _model_name(recipe),
+            head_kind=recipe.head.kind,
+            version=recipe.export.version,
+            recipe_yaml=recipe.to_yaml(),
+            warmup_requests=recipe.export.warmup_requests,
+        )
+    metrics["export_dir"] = export_dir
+    metrics["seconds"] = round(time.perf_counter() - start, 2)
+    metrics["versions"] = {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+    _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def _modality(recipe):
+    return importlib.import_module(f"tfx_transfer.data.{recipe.modality}")
+
+
+def _model_name(recipe) -> str:
+    return re.sub(r"[^A-Za-z0-9_.\-]+", "_", recipe.name) or "model"
+
+
+def _claim_run_dir(run_dir: str, recipe) -> None:
+    """Writes `recipe.yaml` into `run_dir`; refuses to resume a run of a different recipe there."""
+    os.makedirs(run_dir, exist_ok=True)
+    path = os.path.join(run_dir, "recipe.yaml")
+    text = recipe.to_yaml()
+    if os.path.exists(path) and os.path.exists(os.path.join(run_dir, "state.json")):
+        with open(path, encoding="utf-8") as f:
+            if f.read() != text:
+                raise ConfigError(
+                    f"run_dir {run_dir!r} holds an unfinished or finished run of a different recipe. "
+                    "Set run_dir to a new directory (e.g. --set run_dir=runs/new) or delete the old one."
+                )
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _write_json(path: str, payload: dict) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)

@@ -1,0 +1,267 @@
+"""The typed recipe: what to train, from which backbone, in which phases, exported where.
+
+A recipe is a YAML file read with `yaml.safe_load` into these dataclasses; every
+setting can also be given from Python or overridden with `--set a.b=c`.
+
+Example:
+
+```python
+recipe = Recipe(
+    name="flowers",
+    data=DataConfig(source="folder", path="flower_photos"),
+    backbone=BackboneConfig(source="keras_apps", name="MobileNetV2"),
+)
+```
+"""
+
+import dataclasses
+import os
+from typing import Any, Literal
+
+import yaml
+
+from tfx_transfer.config import ConfigError, apply_override, from_dict, parse_override, to_dict
+from tfx_transfer.data.audio import AudioOptions
+from tfx_transfer.data.text import TextOptions
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Where examples come from and how they are split and batched.
+
+    `source` is `folder` (one sub-folder per class, optionally under `train/`,
+    `validation/`, `test/`), `csv` (a CSV/TSV/JSONL file or manifest), `tfds` (a
+    TFDS dataset by `tfds_name`), `fashion_mnist`, `bbc_news`, or `synthetic`
+    (small generated images for smoke runs).
+    """
+
+    source: str = "folder"
+    path: str | None = None
+    tfds_name: str | None = None
+    tfds_splits: dict[str, str] = dataclasses.field(default_factory=dict)
+    data_dir: str | None = None
+    download: bool = False
+    validation_fraction: float = 0.15
+    test_fraction: float = 0.15
+    max_train_examples: int | None = None
+    batch_size: int = 32
+    shuffle_buffer: int = 2048
+    text: TextOptions = dataclasses.field(default_factory=TextOptions)
+    audio: AudioOptions = dataclasses.field(default_factory=AudioOptions)
+
+    def __post_init__(self):
+        for name in ("validation_fraction", "test_fraction"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"data.{name} must be in [0, 1), received {value}.")
+        if self.validation_fraction + self.test_fraction >= 1.0:
+            raise ConfigError(
+                "data.validation_fraction + data.test_fraction must leave training examples, "
+                f"received {self.validation_fraction} + {self.test_fraction}."
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"data.batch_size must be at least 1, received {self.batch_size}.")
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    """Which pretrained network to start from.
+
+    `source`: `keras_apps` (`name` a keras.applications family such as
+    `MobileNetV2`), `packaged` (weights shipped in pip packages, e.g.
+    `efficientnet_lite0`), `kerashub` (a KerasHub preset or local preset
+    directory), `hub_text` / `hub_audio` (a TF-Hub handle or SavedModel path).
+    `weights`: `imagenet`, `none`, or a local weights file (keras_apps).
+    """
+
+    source: str = "keras_apps"
+    name: str = "MobileNetV2"
+    weights: str | None = "imagenet"
+    image_size: list[int] | None = None
+    sequence_length: int = 128
+    pooling: str | None = None
+    preprocessor: str | None = None
+
+
+@dataclasses.dataclass
+class HeadConfig:
+    """The new classifier put on the backbone."""
+
+    kind: Literal["multiclass", "binary", "multilabel"] = "multiclass"
+    pooling: Literal["avg", "max"] = "avg"
+    hidden_units: list[int] = dataclasses.field(default_factory=list)
+    activation: str = "relu"
+    dropout: float = 0.2
+    threshold: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"head.dropout must be in [0, 1), received {self.dropout}.")
+
+
+@dataclasses.dataclass
+class AugmentConfig:
+    """Image augmentation with Keras preprocessing layers, active only while training."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = "none"
+    rotation: float = 0.0
+    zoom: float = 0.0
+    translation: float = 0.0
+    contrast: float = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or any((self.rotation, self.zoom, self.translation, self.contrast))
+
+
+@dataclasses.dataclass
+class FreezeConfig:
+    """Which backbone layers train. The head always trains.
+
+    Starts from `trainable` (`none`: all frozen; `all`: all trainable), then
+    unfreezes the last `last_blocks` blocks, every block from the one holding
+    `from_layer` on, and layers whose names match an `include` regex; finally
+    freezes layers matching an `exclude` regex. `batchnorm: frozen` keeps every
+    BatchNormalization layer in inference mode with fixed statistics.
+    """
+
+    trainable: Literal["none", "all"] = "none"
+    last_blocks: int = 0
+    from_layer: str | None = None
+    include: list[str] = dataclasses.field(default_factory=list)
+    exclude: list[str] = dataclasses.field(default_factory=list)
+    batchnorm: Literal["frozen", "train"] = "frozen"
+
+    def __post_init__(self):
+        if self.last_blocks < 0:
+            raise ConfigError(f"freeze.last_blocks must be >= 0, received {self.last_blocks}.")
+
+
+@dataclasses.dataclass
+class PhaseConfig:
+    """One training phase: what trains, with which optimizer and schedule, for how long."""
+
+    name: str = "head"
+    epochs: int = 5
+    freeze: FreezeConfig = dataclasses.field(default_factory=FreezeConfig)
+    optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    schedule: Literal["constant", "cosine", "linear"] = "constant"
+    warmup_epochs: float = 0.0
+    early_stopping_patience: int | None = 3
+    label_smoothing: float = 0.0
+    class_weight: str | dict[int, float] | None = None
+    augment: bool = True
+    cache_features: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1:
+            raise ConfigError(f"phase {self.name!r}: epochs must be at least 1, received {self.epochs}.")
+        if self.learning_rate <= 0:
+            raise ConfigError(
+                f"phase {self.name!r}: learning_rate must be positive, received {self.learning_rate}."
+            )
+        if isinstance(self.class_weight, str) and self.class_weight != "auto":
+            raise ConfigError(
+                f"phase {self.name!r}: class_weight must be 'auto', a mapping class id -> weight, "
+                f"or null, received {self.class_weight!r}."
+            )
+
+
+def default_phases() -> list[PhaseConfig]:
+    """Head on a frozen backbone, then the last two blocks at a tenth of the rate."""
+    return [
+        PhaseConfig(name="head", epochs=5, learning_rate=1e-3),
+        PhaseConfig(
+            name="fine_tune",
+            epochs=5,
+            freeze=FreezeConfig(last_blocks=2),
+            learning_rate=1e-4,
+            schedule="cosine",
+            warmup_epochs=0.5,
+        ),
+    ]
+
+
+@dataclasses.dataclass
+class DistributeConfig:
+    """The `tf.distribute` strategy and numeric precision to train under."""
+
+    strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
+    devices: list[str] = dataclasses.field(default_factory=list)
+    tpu: str | None = None
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+
+
+@dataclasses.dataclass
+class ExportConfig:
+    """Where the SavedModel for TF Serving is written."""
+
+    enabled: bool = True
+    base_dir: str = "saved_models"
+    model_name: str | None = None
+    version: int | None = None
+    warmup_requests: bool = True
+
+
+@dataclasses.dataclass
+class Recipe:
+    """Everything one transfer-learning run needs."""
+
+    name: str = "model"
+    modality: Literal["image", "text", "audio"] = "image"
+    seed: int = 42
+    run_dir: str | None = None
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
+    phases: list[PhaseConfig] = dataclasses.field(default_factory=default_phases)
+    distribute: DistributeConfig = dataclasses.field(default_factory=DistributeConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def __post_init__(self):
+        if not self.phases:
+            raise ConfigError("recipe.phases: at least one phase is needed.")
+        names = [p.name for p in self.phases]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"recipe.phases: phase names must be unique, received {names}.")
+
+    @property
+    def resolved_run_dir(self) -> str:
+        return self.run_dir or os.path.join("runs", self.name)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(to_dict(self), sort_keys=False)
+
+
+def load_recipe(path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
+    """Reads a YAML recipe and applies `a.b=c` overrides.
+
+    Relative data paths in the file are left as written (relative to the working
+    directory), like the paths of any command-line tool.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"Recipe file {os.fspath(path)!r} does not exist.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Recipe file {os.fspath(path)!r} is not valid YAML: {e}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"Recipe file {os.fspath(path)!r} must hold a mapping at the top level.")
+    return recipe_from_dict(data, overrides)
+
+
+def recipe_from_dict(data: dict[str, Any], overrides: list[str] = ()) -> Recipe:
+    """Builds a `Recipe` from a plain dict, applying `a.b=c` overrides on top of the defaults."""
+    recipe = from_dict(Recipe, data, "recipe")
+    if not overrides:
+        return recipe
+    full = to_dict(recipe)
+    for text in overrides:
+        apply_override(full, *parse_override(text))
+    return from_dict(Recipe, full, "recipe")

@@ -1,0 +1,306 @@
+"""The phase runner: each phase applies its freeze policy, gets a new optimizer, recompiles and fits.
+
+Example:
+
+```python
+results = run_phases(model, head, backbone, splits, recipe, run_dir="runs/flowers")
+```
+"""
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfx_transfer.freezing import apply_freeze_policy
+
+
+@keras.saving.register_keras_serializable(package="tfx_transfer")
+class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up from 0 to `peak` over `warmup_steps`, then constant, cosine or linear decay to 0.
+
+    >>> schedule = WarmupDecay(1.0, warmup_steps=10, total_steps=110, decay="cosine")
+    >>> [round(float(schedule(s)), 3) for s in (0, 5, 10, 60, 110)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps, decay="cosine"):
+        if decay not in ("constant", "cosine", "linear"):
+            raise ValueError(f"decay must be constant, cosine or linear, received {decay!r}.")
+        self.peak = float(peak)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = max(int(total_steps), self.warmup_steps + 1)
+        self.decay = decay
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        warmup = keras.ops.cast(self.warmup_steps, "float32")
+        progress = keras.ops.clip(
+            (step - warmup) / float(self.total_steps - self.warmup_steps), 0.0, 1.0
+        )
+        if self.decay == "cosine":
+            factor = 0.5 * (1.0 + keras.ops.cos(math.pi * progress))
+        elif self.decay == "linear":
+            factor = 1.0 - progress
+        else:
+            factor = keras.ops.ones_like(progress)
+        if self.warmup_steps:
+            factor = keras.ops.where(step < warmup, step / warmup, factor)
+        return self.peak * factor
+
+    def get_config(self):
+        return {
+            "peak": self.peak,
+            "warmup_steps": self.warmup_steps,
+            "total_steps": self.total_steps,
+            "decay": self.decay,
+        }
+
+
+def make_optimizer(phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    """A new optimizer for one phase (Keras refuses to reuse one across trainable-set changes)."""
+    total = phase.epochs * steps_per_epoch
+    warmup = int(round(phase.warmup_epochs * steps_per_epoch))
+    learning_rate = (
+        phase.learning_rate
+        if phase.schedule == "constant" and not warmup
+        else WarmupDecay(phase.learning_rate, warmup, total, phase.schedule)
+    )
+    if phase.optimizer == "adam":
+        return keras.optimizers.Adam(learning_rate, weight_decay=phase.weight_decay or None)
+    if phase.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay or 0.01)
+    if phase.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
+    return keras.optimizers.RMSprop(learning_rate, weight_decay=phase.weight_decay or None)
+
+
+def loss_and_metrics(kind: str, num_classes: int, label_smoothing: float = 0.0, threshold: float = 0.5):
+    """The loss and metrics that match a head kind; accuracy is always named `accuracy`."""
+    if kind == "multiclass":
+        return (
+            keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+            [keras.metrics.CategoricalAccuracy(name="accuracy")],
+        )
+    metrics = [keras.metrics.BinaryAccuracy(name="accuracy", threshold=threshold)]
+    if kind == "multilabel":
+        metrics.append(keras.metrics.AUC(name="auc", multi_label=True, num_labels=num_classes))
+    return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing), metrics
+
+
+def encode_labels(kind: str, num_classes: int):
+    """Maps the loaders' labels (int ids or multi-hot) to what the loss of `kind` takes."""
+
+    def encode(inputs, labels):
+        if kind == "multiclass":
+            return inputs, tf.one_hot(tf.cast(labels, tf.int32), num_classes)
+        if kind == "binary":
+            return inputs, tf.cast(tf.reshape(labels, [-1, 1]), tf.float32)
+        return inputs, tf.cast(labels, tf.float32)
+
+    return encode
+
+
+def batch_dataset(dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None):
+    """Shuffles (when `shuffle_seed` is given), batches, augments and encodes labels for `fit`."""
+    if shuffle_seed is not None:
+        dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size)
+    if augment is not None:
+        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.map(encode_labels(kind, num_classes)).prefetch(tf.data.AUTOTUNE)
+
+
+def count_examples(dataset) -> int:
+    n = int(dataset.cardinality())
+    return n if n >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
+
+
+def balanced_class_weights(dataset, num_classes: int) -> dict[int, float]:
+    """`n / (k * count_c)` per class, as scikit-learn's `class_weight="balanced"`."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for labels in dataset.map(lambda x, y: y).batch(4096):
+        counts += np.bincount(labels.numpy().astype(np.int64).ravel(), minlength=num_classes)
+    present = counts > 0
+    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    """What one phase did; the `phases` entries of `metrics.json`."""
+
+    name: str
+    epochs_run: int
+    seconds: float
+    history: dict
+    cached_features: bool
+    trainable_blocks: list
+    trainable_params: int
+
+
+class PhaseRunner:
+    """Runs a recipe's phases on a built model, checkpointing so a killed run resumes.
+
+    Completed phases are recorded in `run_dir/state.json` with their weights in
+    `run_dir/checkpoints/<phase>.weights.h5`; the phase in progress is backed up
+    every epoch (`keras.callbacks.BackupAndRestore`) and resumes at its last
+    finished epoch.
+    """
+
+    def __init__(self, model, head, backbone, splits, recipe, run_dir, strategy=None, augment=None, callbacks=()):
+        self.model, self.head, self.backbone = model, head, backbone
+        self.splits, self.recipe, self.run_dir = splits, recipe, run_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.augment = augment
+        self.extra_callbacks = list(callbacks)
+        self.num_classes = len(splits.class_names)
+        self.kind = recipe.head.kind
+        self._feature_cache = {}
+
+    def run(self) -> list[PhaseResult]:
+        state = self._load_state()
+        results = []
+        for phase in self.recipe.phases:
+            done = state["completed"].get(phase.name)
+            if done:
+                self.model.load_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
+                apply_freeze_policy(self.backbone, phase.freeze)
+                results.append(PhaseResult(**done))
+                print(f"[tfx-transfer] phase {phase.name!r} already completed in {self.run_dir}: skipped.")
+                continue
+            result = self.run_phase(phase)
+            results.append(result)
+            os.makedirs(os.path.join(self.run_dir, "checkpoints"), exist_ok=True)
+            self.model.save_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
+            state["completed"][phase.name] = dataclasses.asdict(result)
+            self._save_state(state)
+        return results
+
+    def run_phase(self, phase) -> PhaseResult:
+        with self.strategy.scope():
+            freeze = apply_freeze_policy(self.backbone, phase.freeze)
+        augment = self.augment if phase.augment else None
+        cached = phase.cache_features and not freeze.trainable_layers and augment is None
+        batch_size = self.recipe.data.batch_size
+        train_set = self._features(self.splits.train, "train") if cached else self.splits.train
+        val_set = None
+        if self.splits.validation is not None:
+            val_set = self._features(self.splits.validation, "validation") if cached else self.splits.validation
+        train = batch_dataset(
+            train_set, batch_size, self.kind, self.num_classes,
+            shuffle_seed=self.recipe.seed, shuffle_buffer=self.recipe.data.shuffle_buffer, augment=augment,
+        )
+        val = batch_dataset(val_set, batch_size, self.kind, self.num_classes) if val_set is not None else None
+        steps = max(1, math.ceil(count_examples(train_set) / batch_size))
+        trained = self._head_on_features() if cached else self.model
+        with self.strategy.scope():
+            loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
+            trained.compile(optimizer=make_optimizer(phase, steps), loss=loss, metrics=metrics)
+        trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
+        print(
+            f"[tfx-transfer] phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
+            f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
+            f"{', '.join(freeze.trainable_blocks) or 'none'}; {trainable_params:,} trainable params"
+            + ("; training the head on cached backbone features" if cached else "")
+        )
+        start = time.perf_counter()
+        history = trained.fit(
+            train,
+            validation_data=val,
+            epochs=phase.epochs,
+            class_weight=self._class_weight(phase),
+            callbacks=self._callbacks(phase, has_validation=val is not None),
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        seconds = time.perf_counter() - start
+        return PhaseResult(
+            name=phase.name,
+            epochs_run=len(history.history.get("loss", [])),
+            seconds=round(seconds, 3),
+            history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+            cached_features=cached,
+            trainable_blocks=list(freeze.trainable_blocks),
+            trainable_params=trainable_params,
+        )
+
+    def _head_on_features(self) -> keras.Model:
+        """The part of the head after its parameter-free pooling, which trains on cached features."""
+        try:
+            pool = self.head.get_layer("pool")
+        except ValueError:
+            return self.head
+        return keras.Model(pool.output, self.head.output, name="head_on_features")
+
+    def _features(self, dataset, split):
+        """Backbone (+ pooling) outputs for `dataset`, computed once per split and kept in memory."""
+        if split not in self._feature_cache:
+            extractor = keras.Model(self.model.input, self._pooled_features_tensor())
+            batched = dataset.batch(self.recipe.data.batch_size)
+            features = extractor.predict(batched.map(lambda x, y: x), verbose=0)
+            labels = np.concatenate([y.numpy() for y in batched.map(lambda x, y: y)])
+            self._feature_cache[split] = (features, labels)
+        features, labels = self._feature_cache[split]
+        return tf.data.Dataset.from_tensor_slices((features, labels))
+
+    def _pooled_features_tensor(self):
+        backbone_out = self.model.get_layer("backbone").output
+        try:
+            return self.head.get_layer("pool")(backbone_out)
+        except ValueError:
+            return backbone_out
+
+    def _class_weight(self, phase):
+        if phase.class_weight is None:
+            return None
+        if self.kind == "multilabel":
+            raise ValueError(
+                f"phase {phase.name!r}: class_weight does not apply to multi-label heads; remove it."
+            )
+        if phase.class_weight == "auto":
+            return balanced_class_weights(self.splits.train, self.num_classes)
+        unknown = [c for c in phase.class_weight if not 0 <= c < self.num_classes]
+        if unknown:
+            raise ValueError(
+                f"phase {phase.name!r}: class_weight names class ids {unknown}, but the data has "
+                f"classes 0..{self.num_classes - 1}."
+            )
+        return {c: float(phase.class_weight.get(c, 1.0)) for c in range(self.num_classes)}
+
+    def _callbacks(self, phase, has_validation):
+        callbacks = [
+            keras.callbacks.BackupAndRestore(os.path.join(self.run_dir, "backup", phase.name)),
+            keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name)),
+            keras.callbacks.CSVLogger(os.path.join(self.run_dir, f"history_{phase.name}.csv"), append=True),
+        ]
+        if has_validation and phase.early_stopping_patience is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss",
+                    patience=phase.early_stopping_patience,
+                    restore_best_weights=True,
+                )
+            )
+        return callbacks + self.extra_callbacks
+
+    def _state_path(self):
+        return os.path.join(self.run_dir, "state.json")
+
+    def _load_state(self):
+        if os.path.exists(self._state_path()):
+            with open(self._state_path(), encoding="utf-8") as f:
+                return json.load(f)
+        return {"completed": {}}
+
+    def _save_state(self, state):
+        os.makedirs(self.run_dir, exist_ok=True)
+        tmp = self._state_path() + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f, indent=2)
+        os.replace(tmp, self._state_path())
