@@ -18,7 +18,7 @@ from typing import Callable
 import keras
 import numpy as np
 
-from tfx_transfer.backbones import efficientnet_lite, kerashub, mobilenet_v2_torch
+from tfx_transfer.backbones import efficientnet_lite, kerashub, mobilenet_v2_torch, speech_embedding
 from tfx_transfer.backbones.base import Backbone
 from tfx_transfer.backbones.blocks import find_blocks
 from tfx_transfer.backbones.keras_apps import _image_size
@@ -222,4 +222,10 @@ register_packaged(
     "minilm_l6",
     kerashub.build_minilm_l6,
     config_fields=("sequence_length", "pooling"),
+)
+
+register_packaged(
+    "speech_embedding",
+    speech_embedding.build_speech_embedding,
+    config_fields=("pooling", "weights"),
 )

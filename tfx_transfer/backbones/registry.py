@@ -42,3 +42,14 @@ def _register_builtin_sources():
     from tfx_transfer.backbones import packaged
 
     register_source("packaged", packaged.build_from_config)
+
+    from tfx_transfer.backbones import hub_text, kerashub
+
+    register_source(
+        "kerashub",
+        lambda c: kerashub.build_kerashub_backbone(c.name, c.sequence_length, c.pooling),
+    )
+    register_source(
+        "hub_text",
+        lambda c: hub_text.build_hub_text_backbone(c.name, c.preprocessor, c.sequence_length, c.pooling),
+    )

@@ -14,6 +14,8 @@ log-mel front end is made of core TensorFlow ops, so it is part of every
 exported SavedModel and TF Serving runs it.
 """
 
+import warnings
+
 import numpy as np
 import tensorflow as tf
 import keras
@@ -241,7 +243,9 @@ def convs_of(model: keras.Model) -> list[keras.layers.Conv2D]:
 
 def read_tflite_convs(tflite_path) -> list[tuple[np.ndarray, np.ndarray]]:
     """`(kernel [kh, kw, in, out], bias [out])` of each CONV_2D op of a TFLite model, in graph order."""
-    interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
+    with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still reads weights fine
+        warnings.simplefilter("ignore", UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(tflite_path))
     interpreter.allocate_tensors()
     convs = []
     for op in interpreter._get_ops_details():  # pinned by tests/test_speech_embedding.py
@@ -275,14 +279,23 @@ def pretrained_weights_path():
     return cache.cached_conversion(tflite_path, "speech_embedding", _convert(tflite_path))
 
 
-def build_speech_embedding(pooling: str | None = "mean", pretrained: bool = True) -> Backbone:
+def build_speech_embedding(pooling: str | None = "mean", weights: str | None = "pretrained") -> Backbone:
     """The speech_embedding `Backbone`: float32 16 kHz waveforms `[B, samples]` -> `[B, 96]` (`[B, 192]` for `mean+max`).
 
+    `weights`: `pretrained` (also accepted: `imagenet`, the `BackboneConfig`
+    default, meaning "the pretrained weights") loads the weights shipped in
+    `openwakeword==0.5.1`; `none` / `None` keeps a random initialisation.
     Clips need at least 12,512 samples (0.78 s) for one embedding and are
     zero-padded to that; every further 1,280 samples (80 ms) add one frame.
     """
+    choice = "none" if weights is None else str(weights).lower()
+    if choice not in ("pretrained", "imagenet", "none"):
+        raise ValueError(
+            "backbone.weights for speech_embedding must be 'pretrained' (the weights shipped in "
+            f"openwakeword==0.5.1) or 'none' (random initialisation), received {weights!r}."
+        )
     model, blocks = build_model(check_pooling(pooling))
-    if pretrained:
+    if choice != "none":
         model.load_weights(str(pretrained_weights_path()))
     frontend = model.get_layer("log_mel")
     return Backbone(

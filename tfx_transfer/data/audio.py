@@ -81,3 +81,423 @@ class AudioOptions:
     def hop_samples(self) -> int:
         hop = self.window_hop_seconds if self.window_hop_seconds is not None else self.clip_seconds / 2
         return max(1, int(round(hop * self.sample_rate)))
+
+
+SPLITS = ("train", "validation", "test")
+WAV_EXTENSIONS = (".wav", ".wave")
+_WAV_HINT = "Only 16-bit PCM WAV is read (tf.audio.decode_wav); convert with: sox IN -b 16 -e signed OUT.wav"
+
+
+# --- in-graph decoding, shared by tf.data and the serving signatures ---------------------------
+
+
+def resample(waveform, rate_in, rate_out: int):
+    """Resamples a 1-D float32 waveform from `rate_in` Hz (a tensor) to `rate_out` Hz, band-limited.
+
+    The FFT method of `scipy.signal.resample`: the spectrum is cut (or
+    zero-extended) at the new Nyquist frequency, so downsampling does not
+    alias. Core TF ops only (RFFT/IRFFT), so TF Serving runs it.
+    """
+    waveform = tf.convert_to_tensor(waveform, tf.float32)
+    n = tf.shape(waveform)[0]
+    m = tf.cast(tf.round(tf.cast(n, tf.float64) * rate_out / tf.cast(rate_in, tf.float64)), tf.int32)
+
+    def band_limited():
+        spectrum = tf.signal.rfft(waveform)
+        bins = m // 2 + 1
+        spectrum = tf.pad(spectrum, [[0, tf.maximum(0, bins - tf.shape(spectrum)[0])]])[:bins]
+        # The shorter signal's Nyquist bin stands for both +f and -f (scipy does the same).
+        shorter = tf.minimum(n, m)
+        nyquist_gain = tf.where(m < n, 2.0, 0.5)
+        gain = tf.where(
+            tf.logical_and(shorter % 2 == 0, tf.range(bins) == shorter // 2), nyquist_gain, 1.0
+        )
+        spectrum *= tf.cast(gain, tf.complex64)
+        return tf.signal.irfft(spectrum, fft_length=[m]) * (tf.cast(m, tf.float32) / tf.cast(n, tf.float32))
+
+    return tf.cond(tf.logical_and(n > 0, m > 0), band_limited, lambda: tf.zeros([m], tf.float32))
+
+
+def window_at(waveform, offset, samples: int):
+    """`samples` samples of a 1-D waveform from `offset` (centred when `offset < 0`), zero-padded at the end."""
+    n = tf.shape(waveform)[0]
+    offset = tf.cast(offset, tf.int32)
+    start = tf.where(offset < 0, tf.maximum(0, (n - samples) // 2), offset)
+    clip = waveform[start : start + samples]
+    clip = tf.pad(clip, [[0, samples - tf.shape(clip)[0]]])
+    return tf.ensure_shape(clip, [samples])
+
+
+class AudioPreprocessor:
+    """WAV bytes -> mono waveform at `sample_rate`, centre-cropped or zero-padded to `clip_samples`.
+
+    >>> pre = AudioPreprocessor(16000, 8000)
+    >>> wav = tf.audio.encode_wav(tf.zeros((4000, 2)), 8000)  # stereo, 8 kHz, 0.5 s
+    >>> pre.raw_to_inputs(tf.stack([wav])).shape
+    TensorShape([1, 8000])
+    """
+
+    raw_key = "audio_wav"
+    tensor_key = "waveform"
+
+    def __init__(self, sample_rate: int, clip_samples: int):
+        self.sample_rate = int(sample_rate)
+        self.clip_samples = int(clip_samples)
+
+    @property
+    def tensor_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.clip_samples], tf.float32)
+
+    def decode(self, wav_bytes):
+        """One WAV file's bytes -> float32 `[samples]` in [-1, 1], mono, at `sample_rate`."""
+        audio, rate = tf.audio.decode_wav(wav_bytes)
+        mono = tf.reduce_mean(audio, axis=1)
+        return tf.cond(
+            tf.equal(rate, self.sample_rate), lambda: mono, lambda: resample(mono, rate, self.sample_rate)
+        )
+
+    def prepare(self, waveform, offset=-1):
+        """A decoded waveform -> float32 `[clip_samples]` (the window at `offset`, centred by default)."""
+        return window_at(waveform, offset, self.clip_samples)
+
+    def raw_to_inputs(self, raw):
+        return tf.map_fn(
+            lambda b: self.prepare(self.decode(b)),
+            raw,
+            fn_output_signature=tf.TensorSpec([self.clip_samples], tf.float32),
+        )
+
+    def tensor_to_inputs(self, tensor):
+        return tf.cast(tensor, tf.float32)
+
+    def example_raw_input(self) -> bytes:
+        return tf.audio.encode_wav(tf.zeros([self.clip_samples, 1]), self.sample_rate).numpy()
+
+
+def _target_rate(options: AudioOptions, backbone) -> int:
+    wanted = (backbone.input_config or {}).get("sample_rate") if backbone is not None else None
+    if wanted is not None and int(wanted) != options.sample_rate:
+        raise ConfigError(
+            f"data.audio.sample_rate is {options.sample_rate} but backbone {backbone.name!r} takes "
+            f"{wanted} Hz audio. Set data.audio.sample_rate: {wanted} (files at other rates are resampled)."
+        )
+    return options.sample_rate
+
+
+def make_preprocessor(recipe, backbone) -> AudioPreprocessor:
+    options = recipe.data.audio
+    return AudioPreprocessor(_target_rate(options, backbone), options.clip_samples)
+
+
+# --- listing and checking files ------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Files:
+    """Audio files with their class name, group and (when the data fixes it) split."""
+
+    paths: list[str] = dataclasses.field(default_factory=list)
+    labels: list[str] = dataclasses.field(default_factory=list)
+    groups: list[str] = dataclasses.field(default_factory=list)
+    splits: list[str | None] = dataclasses.field(default_factory=list)
+
+    def add(self, path, label, group, split):
+        self.paths.append(path)
+        self.labels.append(label)
+        self.groups.append(group)
+        self.splits.append(split)
+
+    def subset(self, keep):
+        return _Files(*([getattr(self, f.name)[i] for i in keep] for f in dataclasses.fields(self)))
+
+
+def _group_of(path: str, options: AudioOptions) -> str:
+    if options.group_pattern:
+        match = re.search(options.group_pattern, os.path.basename(path))
+        if match:
+            return match.group(1)
+    return path
+
+
+def _list_folder(root: str, options: AudioOptions) -> tuple[_Files, int]:
+    """Files of `root/<class>/**.wav`, or of `root/{train,validation,test}/<class>/**.wav`.
+
+    Folders starting with `_` or `.` are not classes (`_background_noise`, as in Speech Commands).
+    """
+    if not root or not os.path.isdir(root):
+        raise ConfigError(f"data.path: audio folder {root!r} does not exist.")
+    predefined = [s for s in SPLITS if os.path.isdir(os.path.join(root, s))]
+    files, ignored = _Files(), 0
+    for split in predefined or [None]:
+        base = os.path.join(root, split) if split else root
+        classes = sorted(
+            d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)) and not d.startswith((".", "_"))
+        )
+        if len(classes) < 2:
+            raise ConfigError(
+                f"data.path: {base!r} holds {len(classes)} class folder(s) {classes}; a classifier needs at "
+                "least 2, one sub-folder of WAV files per class."
+            )
+        for name in classes:
+            for dirpath, _, filenames in sorted(os.walk(os.path.join(base, name))):
+                for filename in sorted(filenames):
+                    path = os.path.join(dirpath, filename)
+                    if filename.lower().endswith(WAV_EXTENSIONS):
+                        files.add(path, name, _group_of(path, options), split)
+                    else:
+                        ignored += 1
+    if not files.paths:
+        raise ConfigError(f"data.path: no WAV files under {root!r}.")
+    return files, ignored
+
+
+def _list_manifest(manifest: str, options: AudioOptions) -> _Files:
+    """Rows `path,label[,group][,split]` of a CSV (or TSV) file; paths relative to the file."""
+    if not manifest or not os.path.isfile(manifest):
+        raise ConfigError(f"data.path: audio manifest {manifest!r} does not exist.")
+    delimiter = "\t" if manifest.lower().endswith(".tsv") else ","
+    base = os.path.dirname(os.path.abspath(manifest))
+    files = _Files()
+    with open(manifest, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        columns = reader.fieldnames or []
+        missing = [c for c in ("path", "label") if c not in columns]
+        if missing:
+            raise ConfigError(
+                f"data.path: manifest {manifest!r} has no column(s) {missing}; it needs a header row "
+                f"with path,label (optional: {options.group_column}, split). Found: {columns}."
+            )
+        for line, row in enumerate(reader, start=2):
+            if not row["path"] or not row["label"]:
+                raise ConfigError(f"{manifest}:{line}: empty path or label.")
+            split = (row.get("split") or "").strip() or None
+            if split is not None and split not in SPLITS:
+                raise ConfigError(f"{manifest}:{line}: split must be one of {SPLITS}, received {split!r}.")
+            path = os.path.join(base, row["path"])
+            group = (row.get(options.group_column) or "").strip() or _group_of(path, options)
+            files.add(path, row["label"].strip(), group, split)
+    if not files.paths:
+        raise ConfigError(f"data.path: manifest {manifest!r} lists no files.")
+    return files
+
+
+@tf.function(input_signature=[tf.TensorSpec([], tf.string)])
+def _probe(wav_bytes):
+    audio, rate = tf.audio.decode_wav(wav_bytes)
+    return tf.shape(audio)[0], tf.shape(audio)[1], rate
+
+
+def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], list[dict]]:
+    """Decodes each file once: `({path: (samples, channels, rate)}, [{"file", "reason"} of the unreadable]})`."""
+    info, skipped = {}, []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            samples, channels, rate = (int(v) for v in _probe(tf.constant(data)))
+        except OSError as e:
+            skipped.append({"file": path, "reason": f"cannot be read: {e.strerror or e}"})
+            continue
+        except tf.errors.InvalidArgumentError as e:
+            reason = e.message.strip().splitlines()[-1]
+            skipped.append({"file": path, "reason": f"not a readable WAV ({reason}). {_WAV_HINT}"})
+            continue
+        if samples == 0:
+            skipped.append({"file": path, "reason": "holds no audio samples"})
+            continue
+        info[path] = (samples, channels, rate)
+    return info, skipped
+
+
+# --- splits and datasets -------------------------------------------------------------------------
+
+
+def _assign_splits(files: _Files, label_ids, config, seed) -> dict[str, list[int]]:
+    """File indices per split: fixed by the data when it says so, else by group, stratified and seeded."""
+    fixed = [s for s in files.splits if s is not None]
+    if fixed and len(fixed) != len(files.splits):
+        raise ConfigError(
+            "data.path: either every file has a split (train/validation/test folders or a split column) "
+            "or none does; some files have one and some do not."
+        )
+    if fixed:
+        parts = {s: [i for i, f in enumerate(files.splits) if f == s] for s in SPLITS}
+        if "train" not in fixed:
+            raise ConfigError("data.path: the data fixes splits but has no 'train' files.")
+        if not parts["validation"] and config.validation_fraction > 0:
+            train = np.asarray(parts["train"])
+            kept, val, _ = stratified_split(
+                label_ids[train], config.validation_fraction, 0.0, seed, np.asarray(files.groups)[train]
+            )
+            parts["train"], parts["validation"] = list(train[kept]), list(train[val])
+        return parts
+    train, val, test = stratified_split(
+        label_ids, config.validation_fraction, config.test_fraction, seed, np.asarray(files.groups)
+    )
+    return {"train": list(train), "validation": list(val), "test": list(test)}
+
+
+def _windows(num_samples: int, options: AudioOptions) -> list[int]:
+    """Start offsets of the windows cut from one clip (`[-1]`, the centred crop, unless `long_clips: windows`)."""
+    clip, hop = options.clip_samples, options.hop_samples
+    if options.long_clips != "windows" or num_samples <= clip:
+        return [-1]
+    starts = list(range(0, num_samples - clip + 1, hop))
+    if starts[-1] + clip < num_samples:
+        starts.append(num_samples - clip)
+    return starts
+
+
+def load_data(recipe, backbone) -> DataSplits:
+    """The recipe's WAV folder or CSV manifest as unbatched `(float32 [clip_samples], int32 label)` splits.
+
+    Files TensorFlow cannot decode are skipped and listed in `report["skipped"]`
+    with the reason; files at another sample rate are resampled; stereo is
+    mixed down. Groups (speaker, voice, source file) never cross splits.
+    """
+    config, options = recipe.data, recipe.data.audio
+    preprocessor = make_preprocessor(recipe, backbone)
+    start = time.perf_counter()
+    ignored = 0
+    if config.source == "folder":
+        files, ignored = _list_folder(config.path, options)
+    elif config.source == "csv":
+        files = _list_manifest(config.path, options)
+    else:
+        raise ConfigError(
+            f"data.source: {config.source!r} is not an audio source. Expected 'folder' (one sub-folder of "
+            "WAV files per class) or 'csv' (a manifest with path,label[,group][,split] columns)."
+        )
+    info, skipped = check_wav_files(files.paths)
+    if skipped:
+        print(
+            f"[tfx-transfer] skipped {len(skipped)} audio file(s): {skipped[0]['file']}: {skipped[0]['reason']}"
+            + (" (all listed in metrics.json under data.skipped)" if len(skipped) > 1 else ""),
+            file=sys.stderr,
+        )
+    files = files.subset([i for i, p in enumerate(files.paths) if p in info])
+    if not files.paths:
+        raise ConfigError(f"data.path: none of the audio files under {config.path!r} could be decoded.")
+    class_names = sorted(set(files.labels))
+    if len(class_names) < 2:
+        raise ConfigError(f"data.path: a classifier needs at least 2 classes, found {class_names}.")
+    label_ids = np.asarray([class_names.index(label) for label in files.labels], np.int32)
+    parts = _assign_splits(files, label_ids, config, recipe.seed)
+    if config.max_train_examples and len(parts["train"]) > config.max_train_examples:
+        train = np.asarray(parts["train"])
+        _, _, kept = stratified_split(label_ids[train], 0.0, config.max_train_examples / len(train), recipe.seed)
+        parts["train"] = list(train[kept])
+    missing = [c for c, n in class_counts(label_ids[parts["train"]], class_names).items() if n == 0]
+    if missing:
+        raise ConfigError(f"data.path: classes {missing} have no training files (after skipping unreadable ones).")
+
+    def resampled_length(path):
+        samples, _, rate = info[path]
+        return int(round(samples * preprocessor.sample_rate / rate))
+
+    def dataset(indices):
+        if not len(indices):
+            return None
+        rows = [(files.paths[i], offset, label_ids[i]) for i in indices for offset in _windows(resampled_length(files.paths[i]), options)]
+        paths, offsets, labels = (list(column) for column in zip(*rows))
+        ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(offsets, np.int32), np.asarray(labels, np.int32)))
+        return ds.map(
+            lambda path, offset, label: (preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    rates = {}
+    for samples, channels, rate in info.values():
+        if rate != preprocessor.sample_rate:
+            rates[str(rate)] = rates.get(str(rate), 0) + 1
+    report = {
+        "source": config.source,
+        "path": config.path,
+        "counts": {s: class_counts(label_ids[idx], class_names) for s, idx in parts.items() if len(idx)},
+        "groups": {s: len({files.groups[i] for i in idx}) for s, idx in parts.items() if len(idx)},
+        "skipped": skipped,
+        "ignored_non_wav_files": ignored,
+        "resampled_files_by_rate": rates,
+        "multichannel_files": sum(1 for _, channels, _ in info.values() if channels > 1),
+        "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
+    }
+    splits = {s: dataset(idx) for s, idx in parts.items()}
+    if options.long_clips == "windows":
+        report["windows"] = {s: int(ds.cardinality()) for s, ds in splits.items() if ds is not None}
+    return DataSplits(
+        train=splits["train"],
+        validation=splits["validation"],
+        test=splits["test"],
+        class_names=class_names,
+        report=report,
+    )
+
+
+# --- augmentation --------------------------------------------------------------------------------
+
+
+def load_noise_bank(noise_dir: str, preprocessor: AudioPreprocessor) -> np.ndarray:
+    """Every readable WAV under `noise_dir`, decoded to the target rate and concatenated (float32 1-D)."""
+    if not os.path.isdir(noise_dir):
+        raise ConfigError(f"data.audio.noise_dir: folder {noise_dir!r} does not exist.")
+    paths = sorted(
+        os.path.join(d, n) for d, _, names in os.walk(noise_dir) for n in names if n.lower().endswith(WAV_EXTENSIONS)
+    )
+    info, _ = check_wav_files(paths)
+    if not info:
+        raise ConfigError(f"data.audio.noise_dir: {noise_dir!r} holds no readable 16-bit PCM WAV files.")
+    pieces = [preprocessor.decode(tf.io.read_file(p)).numpy() for p in paths if p in info]
+    bank = np.concatenate(pieces).astype(np.float32)
+    repeats = int(np.ceil((preprocessor.clip_samples + 1) / len(bank)))
+    return np.tile(bank, repeats) if repeats > 1 else bank
+
+
+class WaveformAugmentation:
+    """Random gain, time shift and background noise for training batches `[B, samples]`.
+
+    Seeded (`tf.random.Generator`), so a run is reproducible; identity when
+    called with `training=False`. Output is clipped to [-1, 1] like a WAV.
+    """
+
+    def __init__(self, options: AudioOptions, sample_rate: int, seed: int, noise_bank: np.ndarray | None = None):
+        self.gain_db = float(options.gain_db)
+        self.max_shift = int(round(options.time_shift_seconds * sample_rate))
+        self.noise_probability = float(options.noise_probability)
+        self.snr_db = tuple(float(v) for v in options.noise_snr_db)
+        self.noise_bank = None if noise_bank is None else tf.constant(noise_bank, tf.float32)
+        self.generator = tf.random.Generator.from_seed(seed)
+
+    def __call__(self, batch, training=True):
+        if not training:
+            return batch
+        x = tf.cast(batch, tf.float32)
+        size, samples = tf.shape(x)[0], tf.shape(x)[1]
+        uniform = self.generator.uniform
+        if self.gain_db:
+            x *= 10.0 ** (uniform([size, 1], -self.gain_db, self.gain_db) / 20.0)
+        if self.max_shift:
+            shift = uniform([size, 1], -self.max_shift, self.max_shift + 1, dtype=tf.int32)
+            source = tf.range(samples)[tf.newaxis, :] - shift
+            inside = tf.logical_and(source >= 0, source < samples)
+            x = tf.where(inside, tf.gather(x, tf.clip_by_value(source, 0, samples - 1), batch_dims=1), 0.0)
+        if self.noise_bank is not None and self.noise_probability > 0:
+            starts = uniform([size, 1], 0, tf.shape(self.noise_bank)[0] - samples, dtype=tf.int32)
+            noise = tf.gather(self.noise_bank, starts + tf.range(samples)[tf.newaxis, :])
+            snr_db = uniform([size, 1], *self.snr_db)
+            signal_power = tf.reduce_mean(tf.square(x), axis=1, keepdims=True)
+            noise_power = tf.reduce_mean(tf.square(noise), axis=1, keepdims=True) + 1e-12
+            scale = tf.sqrt(signal_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+            mixed = uniform([size, 1]) < self.noise_probability
+            x += tf.where(mixed, scale * noise, 0.0)
+        return tf.clip_by_value(x, -1.0, 1.0)
+
+
+def make_augmentation(recipe) -> WaveformAugmentation | None:
+    """The training-batch augmentation `data.audio` asks for, or None when it asks for none."""
+    options = recipe.data.audio
+    wants_noise = options.noise_dir is not None and options.noise_probability > 0
+    if not (options.gain_db or options.time_shift_seconds or wants_noise):
+        return None
+    preprocessor = AudioPreprocessor(options.sample_rate, options.clip_samples)
+    bank = load_noise_bank(options.noise_dir, preprocessor) if wants_noise else None
+    return WaveformAugmentation(options, options.sample_rate, recipe.seed, bank)

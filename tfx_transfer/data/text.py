@@ -75,6 +75,11 @@ class TextPreprocessor(tf.Module):
     def tensor_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None], tf.string, name="text")
 
+    @property
+    def trackables(self):
+        """What `export.build_archive` must track so the SavedModel holds the tokenizer's resources."""
+        return (self,)
+
     def raw_to_inputs(self, raw):
         text = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
         if self.lowercase:

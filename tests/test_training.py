@@ -1,0 +1,167 @@
+"""The phase runner: feature caching gives the same head, phases resume, schedules and class weights."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import tiny_resnet
+from tfx_transfer.data.base import DataSplits
+from tfx_transfer.model import build_model
+from tfx_transfer.recipe import FreezeConfig, PhaseConfig, recipe_from_dict
+from tfx_transfer.training import PhaseRunner, WarmupDecay, balanced_class_weights
+
+
+def _splits(n=48, num_classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = (np.arange(n) % num_classes).astype("int32")
+    images = rng.uniform(0, 255, (n, 16, 16, 3)).astype("float32") + labels[:, None, None, None] * 20
+    val = tf.data.Dataset.from_tensor_slices((images[:12], labels[:12]))
+    return DataSplits(
+        train=tf.data.Dataset.from_tensor_slices((images, labels)),
+        validation=val,
+        test=val,
+        class_names=[f"c{k}" for k in range(num_classes)],
+    )
+
+
+def _recipe(run_dir, phases, **head):
+    return recipe_from_dict(
+        {
+            "name": "t",
+            "run_dir": str(run_dir),
+            "data": {"source": "synthetic", "batch_size": 8, "shuffle_buffer": 64},
+            "head": {"dropout": 0.3, **head},
+            "phases": phases,
+        }
+    )
+
+
+def _head_weights_after_phase1(tmp_path, cache_features):
+    keras.utils.set_random_seed(7)
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, _recipe(tmp_path, [{}]).head)
+    recipe = _recipe(tmp_path / f"run_{cache_features}", [{"name": "head", "epochs": 3, "cache_features": cache_features}])
+    (result,) = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    assert result.cached_features is cache_features
+    return [w.numpy() for w in head.weights], result
+
+
+def test_cached_and_uncached_phase1_give_the_same_head(tmp_path):
+    cached, cached_result = _head_weights_after_phase1(tmp_path, True)
+    uncached, uncached_result = _head_weights_after_phase1(tmp_path, False)
+    for a, b in zip(cached, uncached):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(cached_result.history["loss"], uncached_result.history["loss"], rtol=1e-4)
+
+
+def test_augmentation_or_unfrozen_blocks_turn_caching_off(tmp_path):
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, _recipe(tmp_path, [{}]).head)
+    recipe = _recipe(tmp_path, [{"name": "a", "epochs": 1}, {"name": "b", "epochs": 1, "freeze": {"last_blocks": 1}}])
+    flip = keras.layers.RandomFlip("horizontal", seed=0)
+    results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir, augment=flip).run()
+    assert [r.cached_features for r in results] == [False, False]
+    assert results[1].trainable_blocks == ["top"]
+
+
+def test_finished_phases_are_skipped_on_resume(tmp_path):
+    phases = [{"name": "head", "epochs": 2}, {"name": "fine_tune", "epochs": 1, "freeze": {"last_blocks": 1}}]
+    recipe = _recipe(tmp_path / "run", phases)
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    runner = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir)
+    runner.run_phase = _fail_after_first(runner.run_phase)
+    with pytest.raises(KeyboardInterrupt):
+        runner.run()
+    state = json.load(open(os.path.join(recipe.run_dir, "state.json")))
+    assert list(state["completed"]) == ["head"]
+
+    backbone2 = tiny_resnet()
+    model2, head2 = build_model(backbone2, 3, recipe.head)
+    calls = []
+    runner2 = PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir)
+    original = runner2.run_phase
+    runner2.run_phase = lambda phase: calls.append(phase.name) or original(phase)
+    results = runner2.run()
+    assert calls == ["fine_tune"]
+    assert [r.name for r in results] == ["head", "fine_tune"]
+    assert results[0].epochs_run == 2
+    assert os.path.exists(os.path.join(recipe.run_dir, "checkpoints", "fine_tune.weights.h5"))
+
+
+def _fail_after_first(run_phase):
+    def wrapped(phase):
+        if phase.name != "head":
+            raise KeyboardInterrupt
+        return run_phase(phase)
+
+    return wrapped
+
+
+def test_resumed_run_loads_the_weights_of_finished_phases(tmp_path):
+    recipe = _recipe(tmp_path / "run", [{"name": "head", "epochs": 1}])
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    trained = [w.numpy() for w in model.weights]
+    backbone2 = tiny_resnet()
+    model2, head2 = build_model(backbone2, 3, recipe.head)
+    PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir).run()
+    for a, b in zip(trained, [w.numpy() for w in model2.weights]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_early_stopping_restores_and_records_epochs_run(tmp_path):
+    recipe = _recipe(
+        tmp_path, [{"name": "head", "epochs": 30, "learning_rate": 0.5, "early_stopping_patience": 1}]
+    )
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    (result,) = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    assert 2 <= result.epochs_run < 30
+    assert len(result.history["val_loss"]) == result.epochs_run
+
+
+def test_warmup_then_cosine_schedule():
+    schedule = WarmupDecay(0.1, warmup_steps=10, total_steps=110, decay="cosine")
+    values = [float(schedule(s)) for s in (0, 5, 10, 60, 110, 200)]
+    np.testing.assert_allclose(values, [0.0, 0.05, 0.1, 0.05, 0.0, 0.0], atol=1e-7)
+    linear = WarmupDecay(1.0, 0, 100, "linear")
+    assert float(linear(50)) == pytest.approx(0.5)
+    restored = WarmupDecay(**schedule.get_config())
+    assert float(restored(5)) == pytest.approx(0.05)
+
+
+def test_balanced_class_weights_match_sklearn_formula():
+    labels = np.array([0] * 6 + [1] * 2 + [2] * 4, "int32")
+    ds = tf.data.Dataset.from_tensor_slices((np.zeros((12, 1), "float32"), labels))
+    weights = balanced_class_weights(ds, 3)
+    assert weights == pytest.approx({0: 12 / 18, 1: 12 / 6, 2: 12 / 12})
+
+
+def test_class_weight_for_unknown_class_is_an_error(tmp_path):
+    recipe = _recipe(tmp_path, [{"name": "head", "epochs": 1, "class_weight": {5: 2.0}}])
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    with pytest.raises(ValueError, match="class ids \\[5\\]"):
+        PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+
+
+def test_binary_and_multilabel_heads_train(tmp_path):
+    binary = _splits(num_classes=2)
+
+    def multi_hot(x, y):
+        return x, tf.one_hot(y, 2)
+
+    multilabel = DataSplits(binary.train.map(multi_hot), binary.validation.map(multi_hot), None, binary.class_names)
+    for kind, splits in (("binary", binary), ("multilabel", multilabel)):
+        recipe = _recipe(tmp_path / kind, [{"name": "head", "epochs": 1}], kind=kind)
+        backbone = tiny_resnet()
+        model, head = build_model(backbone, 2, recipe.head)
+        (result,) = PhaseRunner(model, head, backbone, splits, recipe, recipe.run_dir).run()
+        assert np.isfinite(result.history["loss"]).all()
+        assert model.output.shape[-1] == (1 if kind == "binary" else 2)

@@ -1,0 +1,5 @@
+"""Datasets the toolkit builds itself, offline, for recipes and benchmarks."""
+
+from tfx_transfer.datasets.keywords import make_keywords
+
+__all__ = ["make_keywords"]
