@@ -20,10 +20,12 @@ NG build give byte-identical files; another eSpeak NG build (the pip wheel
 dataset, which is why `dataset.json` records the backend.
 """
 
+import concurrent.futures
 import csv
 import ctypes
 import io
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -238,6 +240,10 @@ def make_keywords(
     `out_dir` that is not an earlier output (no `dataset.json`), so it never
     mixes into unrelated files; an earlier output is replaced.
 
+    eSpeak NG keeps synthesis state from one utterance to the next within a
+    process, so the clips are synthesised in a fresh child process: the same
+    arguments then always give the same files.
+
     >>> make_keywords("data/keywords", seed=0)  # doctest: +SKIP
     'data/keywords/manifest.csv'
     """
@@ -252,6 +258,21 @@ def make_keywords(
                 "choose a new or empty directory."
             )
         shutil.rmtree(out_dir)
+    settings = dict(
+        out_dir=out_dir, seed=seed, keywords=keywords, num_voices=num_voices, clips_per_voice=clips_per_voice,
+        clip_seconds=clip_seconds, sample_rate=sample_rate, snr_db=tuple(snr_db), noise_files=noise_files,
+        noise_seconds=noise_seconds, backend=backend,
+    )  # fmt: skip
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_generate, **settings).result()
+
+
+def _generate(
+    out_dir, seed, keywords, num_voices, clips_per_voice, clip_seconds, sample_rate, snr_db, noise_files,
+    noise_seconds, backend,
+) -> str:  # fmt: skip
+    """The body of `make_keywords`, run in a fresh process."""
     espeak = find_espeak(backend)
     rng = np.random.default_rng(seed)
     voices = _voices(num_voices, rng)

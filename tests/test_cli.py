@@ -1,0 +1,116 @@
+"""The `tfx-transfer` command end to end on a tiny backbone: contract files, exit codes, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import tiny_resnet, write_image_folder
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.cli import main
+
+register_source("test_tiny", lambda config: tiny_resnet(tuple(config.image_size or (16, 16))))
+
+RECIPE = """
+name: pets
+data: {{source: folder, path: {data}, batch_size: 4, validation_fraction: 0.25, test_fraction: 0.25}}
+backbone: {{source: test_tiny}}
+augment: {{flip: horizontal}}
+phases:
+  - {{name: head, epochs: 2, learning_rate: 0.01}}
+  - {{name: fine_tune, epochs: 1, freeze: {{last_blocks: 1}}, learning_rate: 0.001, schedule: cosine}}
+run_dir: {run_dir}
+export: {{base_dir: {export}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    write_image_folder(root / "data", per_class=8)
+    recipe = root / "pets.yaml"
+    recipe.write_text(RECIPE.format(data=root / "data", run_dir=root / "run", export=root / "exports"))
+    code = main(["train", str(recipe), "--set", "phases.0.epochs=1"])
+    return root, recipe, code
+
+
+def test_train_writes_the_contract(trained, capsys):
+    root, _, code = trained
+    assert code == 0
+    metrics = json.loads((root / "run" / "metrics.json").read_text())
+    assert set(metrics["test"]) >= {"accuracy", "loss"}
+    assert isinstance(metrics["test"]["accuracy"], float) and isinstance(metrics["test"]["loss"], float)
+    assert [p["name"] for p in metrics["phases"]] == ["head", "fine_tune"]
+    assert [p["epochs_run"] for p in metrics["phases"]] == [1, 1]  # --set phases.0.epochs=1 applied
+    for phase in metrics["phases"]:
+        assert isinstance(phase["seconds"], float) and "loss" in phase["history"]
+    assert metrics["class_names"] == ["cat", "dog"]
+    assert metrics["export_dir"] == str(root / "exports" / "pets" / "1")
+    assert os.path.exists(os.path.join(metrics["export_dir"], "saved_model.pb"))
+    assert (root / "run" / "recipe.yaml").read_text().startswith("name: pets")
+    assert (root / "run" / "model.keras").exists()
+    assert (root / "run" / "checkpoints" / "fine_tune.weights.h5").exists()
+    assert any((root / "run" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_saved_keras_file_reloads_in_safe_mode(trained):
+    import keras
+    import numpy as np
+
+    root, _, _ = trained
+    model = keras.saving.load_model(root / "run" / "model.keras", safe_mode=True)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype("float32")
+    assert model.predict(x, verbose=0).shape == (2, 2)
+
+
+def test_predict_prints_label_and_probability(trained, capsys):
+    root, _, _ = trained
+    image = next((root / "data" / "dog").glob("*.png"))
+    assert main(["predict", str(root / "exports" / "pets"), str(image), "--top", "2"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1].split("\t")
+    assert line[0] == str(image) and {line[1], line[3]} == {"cat", "dog"}
+    assert abs(float(line[2]) + float(line[4]) - 1.0) < 1e-3
+
+
+def test_inspect_prints_a_table_per_phase(trained, capsys):
+    _, recipe, _ = trained
+    assert main(["inspect", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "phase 'head'" in out and "phase 'fine_tune'" in out
+    assert out.count("total params") == 2
+
+
+def test_bad_recipe_exits_2_with_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nphases: [{name: a, epoch: 3}]\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "tfx_transfer.cli", "train", str(bad)],
+        capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "tfx-transfer: error: recipe.phases[0]: unknown key 'epoch'. Did you mean 'epochs'? Valid keys: "
+        "augment, cache_features, class_weight, early_stopping_patience, epochs, freeze, label_smoothing, "
+        "learning_rate, name, optimizer, schedule, warmup_epochs, weight_decay."
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_data_folder_exits_2(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"data: {{source: folder, path: {tmp_path / 'nope'}}}\nbackbone: {{source: test_tiny}}\n"
+                      f"run_dir: {tmp_path / 'run'}\n")
+    assert main(["train", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "error: data.path: image folder" in err and "does not exist" in err and "Traceback" not in err
+
+
+def test_rerun_resumes_and_refuses_a_different_recipe_in_the_same_run_dir(trained, capsys):
+    root, recipe, _ = trained
+    assert main(["train", str(recipe), "--set", "phases.0.epochs=1"]) == 0
+    out = capsys.readouterr().out
+    assert "phase 'head' already completed" in out and "phase 'fine_tune' already completed" in out
+    assert main(["train", str(recipe), "--set", "phases.0.epochs=3"]) == 2
+    assert "different recipe" in capsys.readouterr().err

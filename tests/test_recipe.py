@@ -1,0 +1,90 @@
+"""Recipes: typed YAML loading, errors that name the key, `--set` overrides."""
+
+import pytest
+
+from tfx_transfer.config import ConfigError
+from tfx_transfer.recipe import Recipe, load_recipe, recipe_from_dict
+
+
+def _write(tmp_path, text):
+    path = tmp_path / "recipe.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_give_two_phases_head_then_fine_tune():
+    recipe = Recipe()
+    assert [p.name for p in recipe.phases] == ["head", "fine_tune"]
+    assert recipe.phases[0].freeze.trainable == "none" and recipe.phases[1].freeze.last_blocks == 2
+    assert recipe.phases[1].learning_rate < recipe.phases[0].learning_rate
+    assert recipe.phases[1].freeze.batchnorm == "frozen"
+
+
+def test_typo_names_the_key_and_suggests_the_right_one(tmp_path):
+    path = _write(tmp_path, "name: x\ndata:\n  batch_szie: 8\n")
+    with pytest.raises(ConfigError, match=r"recipe\.data: unknown key 'batch_szie'\. Did you mean 'batch_size'\?"):
+        load_recipe(path)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("data: {batch_size: eight}", r"recipe\.data\.batch_size: expected an integer, received 'eight'"),
+        ("phases: [{name: a, learning_rate: fast}]", r"recipe\.phases\[0\]\.learning_rate: expected a number"),
+        ("head: {kind: softmax}", r"recipe\.head\.kind: expected one of 'multiclass', 'binary', 'multilabel'"),
+        ("phases: [{name: a, freeze: {batchnorm: frozn}}]", r"freeze\.batchnorm: expected one of 'frozen', 'train'"),
+        ("phases: []", "at least one phase"),
+        ("phases: [{name: a}, {name: a}]", "unique"),
+        ("data: {validation_fraction: 0.6, test_fraction: 0.5}", "must leave training examples"),
+        ("export: {enabled: yes please}", r"recipe\.export\.enabled: expected true or false"),
+        ("- a\n- b\n", "mapping at the top level"),
+        ("phases: [{name: a, class_weight: balanced}]", "class_weight must be 'auto'"),
+    ],
+)
+def test_wrong_values_name_key_expected_and_received(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_recipe(_write(tmp_path, text))
+
+
+def test_missing_and_invalid_yaml_files(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_recipe(tmp_path / "nope.yaml")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(_write(tmp_path, "data: [unclosed"))
+
+
+def test_yaml_python_tags_are_refused(tmp_path):
+    path = _write(tmp_path, "name: !!python/object/apply:os.system ['echo pwned']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_recipe(path)
+
+
+def test_overrides_reach_nested_keys_and_list_items(tmp_path):
+    path = _write(tmp_path, "name: x\n")
+    recipe = load_recipe(
+        path,
+        ["data.batch_size=8", "phases.1.epochs=7", "phases.1.freeze.include=[top_]", "backbone.image_size=[96, 96]"],
+    )
+    assert recipe.data.batch_size == 8
+    assert recipe.phases[1].epochs == 7 and recipe.phases[1].freeze.include == ["top_"]
+    assert recipe.backbone.image_size == [96, 96]
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.batchsize=8", "unknown key 'batchsize'"),
+        ("phases.5.epochs=1", "not an index of a 2-item list"),
+        ("nokeyvalue", "expects key=value"),
+        ("data.batch_size=0", "batch_size must be at least 1"),
+    ],
+)
+def test_bad_overrides(override, message):
+    with pytest.raises(ConfigError, match=message):
+        recipe_from_dict({}, [override])
+
+
+def test_recipe_round_trips_through_yaml(tmp_path):
+    recipe = recipe_from_dict({"name": "rt", "phases": [{"name": "only", "class_weight": {0: 2.0}}]})
+    again = load_recipe(_write(tmp_path, recipe.to_yaml()))
+    assert again == recipe
