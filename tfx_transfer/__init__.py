@@ -1,0 +1,70 @@
+"""tfx_transfer: transfer learning for TensorFlow 2.21 / Keras 3.
+
+The public API, re-exported here in one place:
+
+>>> import tfx_transfer as tt
+>>> recipe = tt.Recipe(name="demo", data=tt.DataConfig(source="synthetic"))
+>>> [phase.name for phase in recipe.phases]
+['head', 'fine_tune']
+"""
+
+from tfx_transfer.backbones.base import Backbone, Block
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.backbones.registry import resolve as resolve_backbone
+from tfx_transfer.config import ConfigError
+from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.image import ImagePreprocessor
+from tfx_transfer.evaluate import classification_report
+from tfx_transfer.export import export_saved_model
+from tfx_transfer.freezing import apply_freeze_policy, freeze_table
+from tfx_transfer.heads import build_head
+from tfx_transfer.model import FeatureExtractor, build_model
+from tfx_transfer.pipeline import RunResult, train
+from tfx_transfer.recipe import (
+    AugmentConfig,
+    BackboneConfig,
+    DataConfig,
+    DistributeConfig,
+    ExportConfig,
+    FreezeConfig,
+    HeadConfig,
+    PhaseConfig,
+    Recipe,
+    load_recipe,
+    recipe_from_dict,
+)
+from tfx_transfer.training import PhaseRunner, WarmupDecay
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AugmentConfig",
+    "Backbone",
+    "BackboneConfig",
+    "Block",
+    "ConfigError",
+    "DataConfig",
+    "DataSplits",
+    "DistributeConfig",
+    "ExportConfig",
+    "FeatureExtractor",
+    "FreezeConfig",
+    "HeadConfig",
+    "ImagePreprocessor",
+    "PhaseConfig",
+    "PhaseRunner",
+    "Recipe",
+    "RunResult",
+    "WarmupDecay",
+    "apply_freeze_policy",
+    "build_head",
+    "build_model",
+    "classification_report",
+    "export_saved_model",
+    "freeze_table",
+    "load_recipe",
+    "recipe_from_dict",
+    "register_source",
+    "resolve_backbone",
+    "train",
+]

@@ -199,8 +199,8 @@ class PhaseRunner:
         )
         val = batch_dataset(val_set, batch_size, self.kind, self.num_classes) if val_set is not None else None
         steps = max(1, math.ceil(count_examples(train_set) / batch_size))
-        trained = self._head_on_features() if cached else self.model
         with self.strategy.scope():
+            trained = self._head_on_features() if cached else self.model
             loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
             trained.compile(optimizer=make_optimizer(phase, steps), loss=loss, metrics=metrics)
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
@@ -241,7 +241,8 @@ class PhaseRunner:
     def _features(self, dataset, split):
         """Backbone (+ pooling) outputs for `dataset`, computed once per split and kept in memory."""
         if split not in self._feature_cache:
-            extractor = keras.Model(self.model.input, self._pooled_features_tensor())
+            with self.strategy.scope():
+                extractor = keras.Model(self.model.input, self._pooled_features_tensor())
             batched = dataset.batch(self.recipe.data.batch_size)
             features = extractor.predict(batched.map(lambda x, y: x), verbose=0)
             labels = np.concatenate([y.numpy() for y in batched.map(lambda x, y: y)])
