@@ -1,15 +1,28 @@
 """Test-set metrics: accuracy, loss, per-class precision/recall/F1 and the confusion matrix."""
 
 import numpy as np
+import tensorflow as tf
 
 from tfx_transfer.heads import class_probabilities
 
 
+def predict_dataset(model, dataset, batch_size: int):
+    """`(outputs, labels)` as NumPy arrays for an unbatched `(inputs, label)` dataset, in one pass.
+
+    One pass matters: reading the dataset twice (once for `predict`, once for
+    the labels) would decode every image or WAV file twice.
+    """
+    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    outputs, labels = [], []
+    for x, y in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        outputs.append(np.asarray(step(x)))
+        labels.append(y.numpy())
+    return np.concatenate(outputs), np.concatenate(labels)
+
+
 def predict_probabilities(model, dataset, batch_size: int, kind: str):
     """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset."""
-    batched = dataset.batch(batch_size)
-    outputs = model.predict(batched.map(lambda x, y: x), verbose=0)
-    labels = np.concatenate([y.numpy() for y in batched.map(lambda x, y: y)])
+    outputs, labels = predict_dataset(model, dataset, batch_size)
     return np.asarray(class_probabilities(outputs, kind)), labels
 
 

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
 
 
@@ -243,10 +244,7 @@ class PhaseRunner:
         if split not in self._feature_cache:
             with self.strategy.scope():
                 extractor = keras.Model(self.model.input, self._pooled_features_tensor())
-            batched = dataset.batch(self.recipe.data.batch_size)
-            features = extractor.predict(batched.map(lambda x, y: x), verbose=0)
-            labels = np.concatenate([y.numpy() for y in batched.map(lambda x, y: y)])
-            self._feature_cache[split] = (features, labels)
+            self._feature_cache[split] = predict_dataset(extractor, dataset, self.recipe.data.batch_size)
         features, labels = self._feature_cache[split]
         return tf.data.Dataset.from_tensor_slices((features, labels))
 

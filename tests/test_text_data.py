@@ -1,0 +1,134 @@
+"""Text loaders: folders, CSV/TSV/JSONL, TFDS, BBC News; skipped inputs reported; tokenized in tf.data."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from text_helpers import save_tiny_bert_preset, write_topic_folder
+from tfx_transfer.backbones.kerashub import build_kerashub_backbone
+from tfx_transfer.config import ConfigError
+from tfx_transfer.data.text import load_data, make_preprocessor
+from tfx_transfer.recipe import recipe_from_dict
+
+
+@pytest.fixture(scope="module")
+def backbone(tmp_path_factory):
+    preset = save_tiny_bert_preset(tmp_path_factory.mktemp("preset") / "tiny_bert")
+    return build_kerashub_backbone(preset, sequence_length=16)
+
+
+def _recipe(data, head="multiclass", seed=3):
+    return recipe_from_dict({"modality": "text", "seed": seed, "data": data, "head": {"kind": head}})
+
+
+def _labels(ds):
+    return np.array([y for _, y in ds.as_numpy_iterator()])
+
+
+def test_folder_source_sorted_classes_stratified_split_and_skips(backbone, tmp_path):
+    root = write_topic_folder(tmp_path / "topics", per_class=20)
+    recipe = _recipe({"source": "folder", "path": root, "validation_fraction": 0.2, "test_fraction": 0.2})
+    splits = load_data(recipe, backbone)
+    assert splits.class_names == ["business", "politics", "sport"]
+    assert splits.report["counts"]["test"] == {"business": 4, "politics": 4, "sport": 4}
+    assert splits.report["skipped_counts"] == {"empty text": 1, "invalid UTF-8": 1}
+    skipped = {item["where"].split("/")[-1]: item["reason"] for item in splits.report["skipped"]}
+    assert skipped["empty.txt"] == "empty text" and skipped["latin1.txt"].startswith("invalid UTF-8")
+    json.dumps(splits.report)  # goes into metrics.json
+
+    inputs, label = next(iter(splits.train))
+    assert {k: (v.dtype, v.shape) for k, v in inputs.items()} == {
+        "token_ids": (tf.int32, (16,)), "padding_mask": (tf.int32, (16,)), "segment_ids": (tf.int32, (16,)),
+    }
+    assert label.dtype == tf.int32
+    again = load_data(recipe, backbone)
+    np.testing.assert_array_equal(_labels(splits.test), _labels(again.test))  # seeded
+    other_seed = load_data(_recipe(recipe.data.__dict__ | {"text": {}}, seed=4), backbone)
+    assert sorted(_labels(other_seed.test)) == sorted(_labels(splits.test))
+
+
+def test_csv_multilabel_delimited_and_jsonl_lists(backbone, tmp_path):
+    csv_path = tmp_path / "news.csv"
+    rows = ["body,tags", '"Shares and profit, bank",business|politics', "Vote vote,politics", ",sport", "Goal,"]
+    rows += [f"Goal match {i},sport" for i in range(6)] + [f"Market {i},business" for i in range(6)]
+    csv_path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    data = {"source": "csv", "path": str(csv_path), "validation_fraction": 0.0, "test_fraction": 0.0,
+            "text": {"text_column": "body", "label_column": "tags", "label_delimiter": "|"}}
+    splits = load_data(_recipe(data, head="multilabel"), backbone)
+    assert splits.class_names == ["business", "politics", "sport"]
+    labels = _labels(splits.train)
+    assert labels.dtype == np.float32 and labels.shape == (14, 3)
+    assert labels[0].tolist() == [1.0, 1.0, 0.0]
+    assert splits.report["skipped_counts"] == {"empty text": 1, "missing label": 1}
+
+    jsonl = tmp_path / "news.jsonl"
+    jsonl.write_text("".join(json.dumps({"body": f"vote {i}", "tags": ["politics", "business"][: 1 + i % 2]}) + "\n"
+                             for i in range(8)), encoding="utf-8")
+    data |= {"path": str(jsonl)}
+    labels = _labels(load_data(_recipe(data, head="multilabel"), backbone).train)
+    assert labels.sum(axis=0).tolist() == [4.0, 8.0]
+
+
+def test_csv_directory_with_predefined_splits_and_tsv(backbone, tmp_path):
+    for split, n in (("train", 10), ("dev", 4), ("test", 4)):
+        lines = ["text\tlabel"] + [f"goal {i}\tsport" if i % 2 else f"vote {i}\tpolitics" for i in range(n)]
+        (tmp_path / f"{split}.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    splits = load_data(_recipe({"source": "csv", "path": str(tmp_path)}), backbone)
+    assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 10, "validation": 4, "test": 4}
+
+
+def test_bad_tables_give_errors_naming_file_and_key(backbone, tmp_path):
+    path = tmp_path / "a.csv"
+    path.write_text("content,label\nhello,x\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"a.csv:2: no column 'text'.*Columns found: \['content', 'label'\]"):
+        load_data(_recipe({"source": "csv", "path": str(path)}), backbone)
+    bad = tmp_path / "b.jsonl"
+    bad.write_text('{"text": "a", "label": "x"}\n{oops\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="b.jsonl:2: not valid JSON"):
+        load_data(_recipe({"source": "csv", "path": str(bad)}), backbone)
+    with pytest.raises(ConfigError, match="not a text source"):
+        load_data(_recipe({"source": "fashion_mnist"}), backbone)
+
+
+def test_tfds_text_dataset(backbone, monkeypatch):
+    """The TFDS branch on supervised (text, label) pairs, as `load_tfds_splits` returns them."""
+    from tfx_transfer.data import tfds as tfds_module
+
+    class Info:
+        supervised_keys = ("text", "label")
+        features = {"label": type("ClassLabel", (), {"names": ["neg", "pos"]})()}
+
+    texts = [b"good film", b"bad film", b"", b"\xff\xfe broken", b"great", b"awful"] * 3
+    train = tf.data.Dataset.from_tensor_slices((texts, [1, 0, 1, 1, 1, 0] * 3))
+    test = tf.data.Dataset.from_tensor_slices(([b"nice", b"poor"], [1, 0]))
+    monkeypatch.setattr(tfds_module, "load_tfds_splits", lambda config: ({"train": train, "validation": None, "test": test}, Info()))
+    splits = load_data(_recipe({"source": "tfds", "tfds_name": "reviews", "validation_fraction": 0.25}), backbone)
+    assert splits.class_names == ["neg", "pos"]
+    assert splits.report["skipped_counts"] == {"empty text": 3, "invalid UTF-8": 3}
+    assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 9, "validation": 3, "test": 2}
+
+
+def test_bbc_news_reads_package_folders_in_sorted_order(backbone):
+    recipe = _recipe({"source": "bbc_news", "validation_fraction": 0.15, "test_fraction": 0.15}, seed=42)
+    splits = load_data(recipe, backbone)
+    assert splits.class_names == ["business", "entertainment", "politics", "sports", "tech"]
+    totals = {name: sum(splits.report["counts"][s][name] for s in ("train", "validation", "test"))
+              for name in splits.class_names}
+    assert totals == {"business": 510, "entertainment": 386, "politics": 417, "sports": 510, "tech": 401}
+    assert [i["where"].split("data/")[-1] for i in splits.report["skipped"]] == ["sports/199.txt"]
+    assert sum(splits.report["counts"]["test"].values()) == 333
+
+
+def test_preprocessor_serves_raw_strings_safely(backbone):
+    recipe = _recipe({"source": "folder", "text": {"lowercase": True}})
+    preprocessor = make_preprocessor(recipe, backbone)
+    assert (preprocessor.raw_key, preprocessor.tensor_key) == ("text", "text")
+    assert preprocessor.tensor_spec == tf.TensorSpec([None], tf.string)
+    inputs = preprocessor.raw_to_inputs(tf.constant([b"THE CAT", b"", b"\xff\xfe cat", "Zürich".encode()]))
+    ids = inputs["token_ids"].numpy()
+    assert ids.shape == (4, 16) and ids.dtype == np.int32
+    np.testing.assert_array_equal(ids[0, :4], [2, 5, 15, 3])  # [CLS] the cat [SEP], lowercased
+    np.testing.assert_array_equal(ids[1, :2], [2, 3])  # empty string: [CLS] [SEP]
+    assert inputs["padding_mask"].dtype == tf.int32
