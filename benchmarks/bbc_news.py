@@ -2,7 +2,9 @@
 
 All three use the same seeded, stratified 70/15/15 split of the 2,225 articles
 (the split `recipes/bbc_news_minilm.yaml` makes), and each reports test
-accuracy and wall time. Prints a Markdown table for `benchmarks/RESULTS.md`.
+accuracy, wall time and the CPU time of this process (all threads; on a
+machine shared with other jobs, CPU time / cores is what the wall time would
+be on an idle machine). Prints a Markdown table for `benchmarks/RESULTS.md`.
 
     nice -n 10 .venv/bin/python benchmarks/bbc_news.py [--recipe recipes/bbc_news_minilm.yaml] [--set key=value ...]
 """
@@ -18,31 +20,38 @@ from tfx_transfer.pipeline import train
 from tfx_transfer.recipe import load_recipe
 
 
-def tfidf_baseline(recipe) -> tuple[float, float]:
-    """Test accuracy and seconds of TF-IDF (word 1-2 grams, sublinear tf) + logistic regression."""
+class Timer:
+    """Wall and process CPU seconds of a `with` block."""
+
+    def __enter__(self):
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall, self.cpu = time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def tfidf_baseline(recipe) -> float:
+    """Test accuracy of TF-IDF (word 1-2 grams, sublinear tf) + logistic regression."""
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    start = time.perf_counter()
     parts = {"all": read_class_folders(bbc_news_dir(), recipe.data.text.file_pattern, Skipped())}
     labels, _ = encode_labels(parts, recipe.head.kind, None)
     splits = split_examples(parts, labels, recipe.data, recipe.seed)
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
     train_x = vectorizer.fit_transform(splits["train"][0])
     classifier = LogisticRegression(C=10.0, max_iter=2000).fit(train_x, splits["train"][1])
-    accuracy = float((classifier.predict(vectorizer.transform(splits["test"][0])) == splits["test"][1]).mean())
-    return accuracy, time.perf_counter() - start
+    return float((classifier.predict(vectorizer.transform(splits["test"][0])) == splits["test"][1]).mean())
 
 
-def run(recipe, name: str, work_dir: str) -> tuple[float, float, dict]:
+def run(recipe, name: str, work_dir: str) -> dict:
     recipe = dataclasses.replace(
         recipe,
         run_dir=os.path.join(work_dir, name),
         export=dataclasses.replace(recipe.export, base_dir=os.path.join(work_dir, "exports")),
     )
-    start = time.perf_counter()
-    result = train(recipe)
-    return result.metrics["test"]["accuracy"], time.perf_counter() - start, result.metrics
+    return train(recipe).metrics
 
 
 def main():
@@ -55,20 +64,29 @@ def main():
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="bbc_news_bench_")
 
     rows = []
-    accuracy, seconds = tfidf_baseline(recipe)
-    rows.append(("TF-IDF (1-2 grams) + logistic regression", accuracy, seconds))
-    phase_one = dataclasses.replace(recipe, phases=recipe.phases[:1])
-    accuracy, seconds, _ = run(phase_one, "phase1_only", work_dir)
-    rows.append((f"MiniLM-L6 frozen + head (phase 1 only), {recipe.backbone.sequence_length} tokens", accuracy, seconds))
-    accuracy, seconds, metrics = run(recipe, "two_phase", work_dir)
-    tuned = metrics["phases"][-1]["trainable_blocks"]
-    rows.append((f"MiniLM-L6 two-phase (fine-tunes {', '.join(tuned)})", accuracy, seconds))
+    with Timer() as timer:
+        accuracy = tfidf_baseline(recipe)
+    rows.append(("TF-IDF (1-2 grams) + logistic regression", accuracy, timer, ""))
+    length = recipe.backbone.sequence_length
+    with Timer() as timer:
+        metrics = run(dataclasses.replace(recipe, phases=recipe.phases[:1]), "phase1_only", work_dir)
+    rows.append((f"MiniLM-L6, {length} tokens, phase 1 only (frozen, head on cached features)",
+                 metrics["test"]["accuracy"], timer, _phase_seconds(metrics)))
+    with Timer() as timer:
+        metrics = run(recipe, "two_phase", work_dir)
+    tuned = ", ".join(metrics["phases"][-1]["trainable_blocks"])
+    rows.append((f"MiniLM-L6, {length} tokens, two-phase (fine-tunes {tuned})",
+                 metrics["test"]["accuracy"], timer, _phase_seconds(metrics)))
 
-    print(f"\nruns and exports in {work_dir}")
-    print("| model | test accuracy | wall time (s) |")
-    print("|---|---|---|")
-    for name, accuracy, seconds in rows:
-        print(f"| {name} | {accuracy:.4f} | {seconds:.0f} |")
+    print(f"\nruns and exports in {work_dir}; load average at the end: {os.getloadavg()[0]:.1f}")
+    print("| model | test accuracy | wall time (s) | CPU time (s) | phase seconds |")
+    print("|---|---|---|---|---|")
+    for name, accuracy, timer, phases in rows:
+        print(f"| {name} | {accuracy:.4f} | {timer.wall:.0f} | {timer.cpu:.0f} | {phases} |")
+
+
+def _phase_seconds(metrics) -> str:
+    return ", ".join(f"{p['name']} {p['seconds']:.0f}" for p in metrics["phases"])
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Tests for the image backbones whose pretrained weights ship inside pip packages.
 
-The reference logits in `tests/data/packaged_image_logits.json` were computed
-once with this code after checking the top-1 classes; regenerate them with
+Tests marked slow load the real weights (about 5 s each). The reference logits
+in `tests/data/packaged_image_logits.json` were computed once with this code
+after checking the top-1 classes; regenerate them with
 `python tests/test_packaged_image.py` only after a deliberate numerical change.
 """
 
@@ -15,7 +16,7 @@ import pytest
 import skimage.data
 import tensorflow as tf
 
-from tfx_transfer.backbones import packaged
+from tfx_transfer.backbones import efficientnet_lite, packaged
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.recipe import BackboneConfig
 from tfx_transfer.weights import torch_pickle
@@ -41,6 +42,7 @@ def cache_home(tmp_path_factory):
         yield home
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["efficientnet_lite0", "mobilenet_v2_torchvision"])
 def test_imagenet_head_classifies_photos_and_matches_reference(name):
     backbone = packaged.build_packaged(name, include_top=True)
@@ -55,6 +57,7 @@ def test_imagenet_head_classifies_photos_and_matches_reference(name):
         np.testing.assert_allclose(logits[row, reference["classes"]], want, atol=1e-4, err_msg=photo)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,size", [("efficientnet_lite1", 240), ("efficientnet_lite2", 260)])
 def test_larger_efficientnet_lites_classify_photos(name, size):
     backbone = packaged.build_packaged(name, include_top=True)
@@ -91,14 +94,31 @@ def test_blocks_are_contiguous_residual_units(name, mbconv_blocks):
         assert block.layers[-1] == add.name
 
 
+@pytest.mark.parametrize(
+    "variant,params",
+    [
+        ("efficientnet_lite0", 4_652_008),
+        ("efficientnet_lite1", 5_416_680),
+        ("efficientnet_lite2", 6_092_072),
+        ("efficientnet_lite3", 8_197_096),
+        ("efficientnet_lite4", 13_006_568),
+    ],
+)
+def test_efficientnet_lite_builders_have_the_published_parameter_counts(variant, params):
+    model = efficientnet_lite.build_efficientnet_lite(variant, image_size=(32, 32), include_top=True)
+    assert sum(int(np.prod(w.shape)) for w in model.trainable_weights) == params
+    assert not [layer for layer in model.layers if "se_" in layer.name or "swish" in str(layer.get_config())]
+
+
 def test_feature_model_returns_a_feature_map_at_the_requested_size():
-    backbone = packaged.build_packaged("efficientnet_lite0", image_size=(96, 128))
+    backbone = packaged.build_packaged("efficientnet_lite0", image_size=(96, 128), weights="none")
     assert backbone.model.input.shape == (None, 96, 128, 3)
     assert backbone.model.output.shape == (None, 3, 4, 1280)
     assert backbone.input_config == {"image_size": (96, 128)}
     assert backbone.model.layers[-1].name == "top_activation"
 
 
+@pytest.mark.slow
 def test_second_build_reads_the_cache_without_converting(tmp_path, monkeypatch):
     monkeypatch.setenv("TFX_TRANSFER_HOME", str(tmp_path))
     first = packaged.build_packaged("mobilenet_v2_torchvision", image_size=(64, 64))

@@ -32,6 +32,7 @@ def _numeric(features):
     return {k: tf.cast(v, tf.int32) for k, v in features.items()}
 
 
+@pytest.mark.slow
 def test_minilm_matches_reference_embeddings(minilm):
     """Reference: NumPy BERT + Hugging Face tokenizers (tests/data/make_minilm_reference.py)."""
     features = minilm.preprocessor(tf.constant([r["text"] for r in REFERENCE]))
@@ -55,6 +56,7 @@ def test_keras_hub_hf_bert_tokenizer_still_keeps_accents():
     assert tokenizer.token_to_id("[UNK]") in tokenizer("café")
 
 
+@pytest.mark.slow
 def test_minilm_model_takes_only_numeric_inputs(minilm):
     assert minilm.input_config == {"sequence_length": 32, "inputs": ["padding_mask", "segment_ids", "token_ids"]}
     assert {t.name: t.dtype for t in minilm.model.inputs} == {

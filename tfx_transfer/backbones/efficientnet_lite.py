@@ -95,8 +95,7 @@ def build_efficientnet_lite(
     x = PixelNormalization(mean=PIXEL_MEAN, std=PIXEL_STD, name="stem_normalization")(inputs)
     x = _conv_bn_act(x, STEM_FILTERS, 3, 2, "stem")
 
-    names = iter(block_names(variant))
-    total_blocks = len(block_names(variant))
+    names = block_names(variant)
     index = 0
     for stage, (kernel, repeats, stride, expand, filters_in, filters_out) in enumerate(_STAGES):
         filters_in = STEM_FILTERS if stage == 0 else _round_filters(filters_in, width)
@@ -109,8 +108,8 @@ def build_efficientnet_lite(
                 kernel=kernel,
                 stride=stride if i == 0 else 1,
                 expand=expand,
-                drop_rate=drop_connect_rate * index / total_blocks,
-                name=next(names),
+                drop_rate=drop_connect_rate * index / len(names),
+                name=names[index],
             )
             index += 1
 

@@ -11,6 +11,7 @@ the serving function, never inside the model.
 
 import json
 import os
+import re
 
 import keras
 from keras import ops
@@ -111,7 +112,7 @@ def backbone_from_encoder(encoder, preprocessor, sequence_length, pooling, name)
     if isinstance(sequence, dict):
         sequence = sequence["sequence_output"]
     pooled = SequencePooling(pooling, name=f"{pooling}_pooling")([sequence, inputs["padding_mask"]])
-    model = keras.Model(inputs, pooled, name=name.replace("/", "_").replace(":", "_"))
+    model = keras.Model(inputs, pooled, name=re.sub(r"[^A-Za-z0-9_.\-]+", "_", name).strip("_.-") or "text_encoder")
     return Backbone(
         name=name,
         modality="text",

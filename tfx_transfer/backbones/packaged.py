@@ -6,8 +6,12 @@ unpickler of `tfx_transfer.weights.torch_pickle`, never with `torch.load`) into
 a Keras `.weights.h5` under `$TFX_TRANSFER_HOME/packaged/`, keyed by the sha256
 of the `.pth` file; later builds read that cache.
 
->>> build_packaged("efficientnet_lite0", image_size=(96, 96)).model.output.shape  # doctest: +SKIP
-(None, 3, 3, 1280)
+Example:
+
+```python
+backbone = build_packaged("efficientnet_lite0", image_size=(96, 96))
+backbone.model.output.shape  # (None, 3, 3, 1280)
+```
 """
 
 import dataclasses

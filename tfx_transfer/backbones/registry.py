@@ -53,3 +53,7 @@ def _register_builtin_sources():
         "hub_text",
         lambda c: hub_text.build_hub_text_backbone(c.name, c.preprocessor, c.sequence_length, c.pooling),
     )
+
+    from tfx_transfer.backbones import hub_audio
+
+    register_source("hub_audio", lambda c: hub_audio.build_hub_audio_backbone(c.name, pooling=c.pooling))

@@ -20,15 +20,14 @@ NG build give byte-identical files; another eSpeak NG build (the pip wheel
 dataset, which is why `dataset.json` records the backend.
 """
 
-import concurrent.futures
 import csv
 import ctypes
 import io
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
+import sys
 import wave
 
 import numpy as np
@@ -241,8 +240,8 @@ def make_keywords(
     mixes into unrelated files; an earlier output is replaced.
 
     eSpeak NG keeps synthesis state from one utterance to the next within a
-    process, so the clips are synthesised in a fresh child process: the same
-    arguments then always give the same files.
+    process, so the clips are synthesised in a fresh Python child process: the
+    same arguments then always give the same files.
 
     >>> make_keywords("data/keywords", seed=0)  # doctest: +SKIP
     'data/keywords/manifest.csv'
@@ -260,12 +259,24 @@ def make_keywords(
         shutil.rmtree(out_dir)
     settings = dict(
         out_dir=out_dir, seed=seed, keywords=keywords, num_voices=num_voices, clips_per_voice=clips_per_voice,
-        clip_seconds=clip_seconds, sample_rate=sample_rate, snr_db=tuple(snr_db), noise_files=noise_files,
+        clip_seconds=clip_seconds, sample_rate=sample_rate, snr_db=list(snr_db), noise_files=noise_files,
         noise_seconds=noise_seconds, backend=backend,
-    )  # fmt: skip
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
-        return pool.submit(_generate, **settings).result()
+    )
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.run(
+        [sys.executable, "-c", "from tfx_transfer.datasets.keywords import _generate_from_stdin; _generate_from_stdin()"],
+        input=json.dumps(settings), capture_output=True, text=True, env=env,
+    )
+    if child.returncode != 0:
+        lines = child.stderr.strip().splitlines() or ["(no output)"]
+        raise RuntimeError(f"Synthesising the keyword dataset failed: {lines[-1]}")
+    return child.stdout.strip().splitlines()[-1]
+
+
+def _generate_from_stdin():
+    """Entry point of the child process: settings as JSON on stdin, manifest path on stdout."""
+    print(_generate(**json.loads(sys.stdin.read())))
 
 
 def _generate(

@@ -137,9 +137,10 @@ class _StateDictUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) >= 5 and _as_str(pid[0]) == "storage"):
+            kind = _as_str(pid[0]) if isinstance(pid, tuple) and pid else type(pid).__name__
             raise UnsafePickleError(
-                f"{self._source} has a persistent id {_as_str(pid[0]) if isinstance(pid, tuple) and pid else pid!r}"
-                " that is not a tensor storage (a pickled module or custom object?); refusing it."
+                f"{self._source} has a persistent id of kind {kind!r} that is not a tensor storage "
+                "(a pickled module or custom object?); refusing it."
             )
         storage_type, key, _location, numel = pid[1:5]
         if not isinstance(storage_type, _StorageType):
