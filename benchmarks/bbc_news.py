@@ -1,5 +1,9 @@
 """BBC News topic accuracy: MiniLM phase 1 only, MiniLM two-phase, and TF-IDF + logistic regression.
 
+One two-phase run gives both MiniLM rows: the phase-1-only row evaluates the
+run's own checkpoint taken at the end of phase 1 (the model a phase-1-only run
+with the same seed would export), and its time is the run's time minus phase 2.
+
 All three use the same seeded, stratified 70/15/15 split of the 2,225 articles
 (the split `recipes/bbc_news_minilm.yaml` makes), and each reports test
 accuracy, wall time and the CPU time of this process (all threads; on a
@@ -16,7 +20,8 @@ import tempfile
 import time
 
 from tfx_transfer.data.text import Skipped, bbc_news_dir, encode_labels, read_class_folders, split_examples
-from tfx_transfer.pipeline import train
+from tfx_transfer.evaluate import classification_report, predict_probabilities
+from tfx_transfer.pipeline import prepare, train
 from tfx_transfer.recipe import load_recipe
 
 
@@ -45,13 +50,24 @@ def tfidf_baseline(recipe) -> float:
     return float((classifier.predict(vectorizer.transform(splits["test"][0])) == splits["test"][1]).mean())
 
 
-def run(recipe, name: str, work_dir: str) -> dict:
+def run(recipe, work_dir: str):
     recipe = dataclasses.replace(
         recipe,
-        run_dir=os.path.join(work_dir, name),
+        run_dir=os.path.join(work_dir, "two_phase"),
         export=dataclasses.replace(recipe.export, base_dir=os.path.join(work_dir, "exports")),
     )
-    return train(recipe).metrics
+    return train(recipe).metrics, recipe
+
+
+def phase_one_accuracy(recipe) -> float:
+    """Test accuracy of the full model with the weights checkpointed at the end of phase 1."""
+    prepared = prepare(recipe)
+    first = recipe.phases[0].name
+    prepared.model.load_weights(os.path.join(recipe.resolved_run_dir, "checkpoints", f"{first}.weights.h5"))
+    probabilities, labels = predict_probabilities(
+        prepared.model, prepared.splits.test, recipe.data.batch_size, recipe.head.kind
+    )
+    return classification_report(probabilities, labels, prepared.splits.class_names, recipe.head.kind)["accuracy"]
 
 
 def main():
@@ -66,27 +82,26 @@ def main():
     rows = []
     with Timer() as timer:
         accuracy = tfidf_baseline(recipe)
-    rows.append(("TF-IDF (1-2 grams) + logistic regression", accuracy, timer, ""))
-    length = recipe.backbone.sequence_length
+    rows.append(("TF-IDF (1-2 grams) + logistic regression", accuracy, f"{timer.wall:.0f}", f"{timer.cpu:.0f}", ""))
     with Timer() as timer:
-        metrics = run(dataclasses.replace(recipe, phases=recipe.phases[:1]), "phase1_only", work_dir)
-    rows.append((f"MiniLM-L6, {length} tokens, phase 1 only (frozen, head on cached features)",
-                 metrics["test"]["accuracy"], timer, _phase_seconds(metrics)))
-    with Timer() as timer:
-        metrics = run(recipe, "two_phase", work_dir)
-    tuned = ", ".join(metrics["phases"][-1]["trainable_blocks"])
-    rows.append((f"MiniLM-L6, {length} tokens, two-phase (fine-tunes {tuned})",
-                 metrics["test"]["accuracy"], timer, _phase_seconds(metrics)))
+        metrics, recipe = run(recipe, work_dir)
+    length, phases = recipe.backbone.sequence_length, metrics["phases"]
+    later = sum(p["seconds"] for p in phases[1:])
+    rows.append((
+        f"MiniLM-L6, {length} tokens, phase 1 only (frozen, head on cached features)",
+        phase_one_accuracy(recipe), f"~{timer.wall - later:.0f}", "", f"{phases[0]['name']} {phases[0]['seconds']:.0f}",
+    ))
+    rows.append((
+        f"MiniLM-L6, {length} tokens, two-phase (fine-tunes {', '.join(phases[-1]['trainable_blocks'])})",
+        metrics["test"]["accuracy"], f"{timer.wall:.0f}", f"{timer.cpu:.0f}",
+        ", ".join(f"{p['name']} {p['seconds']:.0f}" for p in phases),
+    ))
 
     print(f"\nruns and exports in {work_dir}; load average at the end: {os.getloadavg()[0]:.1f}")
     print("| model | test accuracy | wall time (s) | CPU time (s) | phase seconds |")
     print("|---|---|---|---|---|")
-    for name, accuracy, timer, phases in rows:
-        print(f"| {name} | {accuracy:.4f} | {timer.wall:.0f} | {timer.cpu:.0f} | {phases} |")
-
-
-def _phase_seconds(metrics) -> str:
-    return ", ".join(f"{p['name']} {p['seconds']:.0f}" for p in metrics["phases"])
+    for name, accuracy, wall, cpu, phase_seconds in rows:
+        print(f"| {name} | {accuracy:.4f} | {wall} | {cpu} | {phase_seconds} |")
 
 
 if __name__ == "__main__":

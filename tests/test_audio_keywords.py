@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tfx_transfer.data import audio
-from tfx_transfer.datasets import keywords
+from tfx_transfer.datasets import espeak, keywords
 from tfx_transfer.recipe import recipe_from_dict
 
 SMALL = dict(keywords=("yes", "no", "stop"), num_voices=4, clips_per_voice=1, noise_files=2, noise_seconds=1.0)
@@ -90,13 +90,20 @@ def test_test_split_holds_only_voices_never_heard_in_training(dataset):
 
 def test_missing_espeak_error_names_both_ways_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "espeakng_loader", None)
-    monkeypatch.setattr(keywords.shutil, "which", lambda name: None)
+    monkeypatch.setattr(espeak.shutil, "which", lambda name: None)
     with pytest.raises(RuntimeError, match=r"pip install espeakng-loader==0\.2\.4.*apt-get install espeak-ng"):
-        keywords.find_espeak()
+        espeak.find_espeak()
 
 
 def test_command_backend_reads_espeak_output(monkeypatch):
-    if not keywords.shutil.which("espeak-ng"):
+    if not espeak.shutil.which("espeak-ng"):
         pytest.skip("the espeak-ng program is not installed")
-    speech = keywords.find_espeak("command").synthesize("stop.", "en-us+f2", 160, 50)
+    speech = espeak.find_espeak("command").synthesize("stop.", "en-us+f2", 160, 50)
     assert speech.dtype == np.int16 and len(speech) > 4000 and np.abs(speech).max() > 1000
+
+
+def test_make_keywords_reports_missing_espeak_from_its_child_process_and_writes_nothing(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no espeak-ng program for the child to find
+    with pytest.raises(RuntimeError, match=r"apt-get install espeak-ng"):
+        keywords.make_keywords(tmp_path / "out", backend="command", **SMALL)
+    assert not (tmp_path / "out").exists()

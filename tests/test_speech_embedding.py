@@ -106,7 +106,7 @@ def test_unfreezing_last_blocks_trains_only_their_convolutions(home, reference):
 
 
 def test_weights_are_converted_once_then_read_from_cache(home, backbone, monkeypatch):
-    cached = list((home / "speech_embedding").glob("*.weights.h5"))
+    cached = list((home / speech_embedding.CACHE_KIND).glob("*.weights.h5"))
     tflite = cache.package_file("openwakeword", speech_embedding.EMBEDDING_TFLITE, "")
     assert [p.name for p in cached] == [f"{cache.sha256_of(tflite)}.weights.h5"]
 

@@ -64,6 +64,25 @@ SCRIPT = textwrap.dedent(
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     hub_model.fit(x, x[:, :2], epochs=2, batch_size=8, verbose=0)
     result["hub_moved"] = bool(not np.allclose(kernel, layer.weights[0].numpy()))
+
+    # A TF-Hub BERT-convention encoder + preprocessing model, loaded under the strategy.
+    from savedmodel_builders import save_bert_encoder, save_bert_preprocessor
+    from tfx_transfer.backbones.hub_text import build_hub_text_backbone
+
+    words = ["market", "shares", "vote", "party", "goal", "match"]
+    save_bert_preprocessor(work + "/hub_pre", words)
+    save_bert_encoder(work + "/hub_enc", vocab_size=len(words) + 4)
+    with strategy.scope():
+        hub_backbone = build_hub_text_backbone(work + "/hub_enc", work + "/hub_pre", sequence_length=8)
+    hub_splits = load_data(recipe, hub_backbone)
+    with strategy.scope():
+        apply_freeze_policy(hub_backbone, FreezeConfig(last_blocks=1))
+        hub_text_model, _ = build_model(hub_backbone, len(hub_splits.class_names), HeadConfig(dropout=0.0))
+        hub_text_model.compile(keras.optimizers.Adam(1e-2), "categorical_crossentropy")
+    embeddings = hub_backbone.model.get_layer("encoder").weights[0]
+    before = embeddings.numpy().copy()
+    hub_text_model.fit(batch_dataset(hub_splits.train, 8, "multiclass", 3), epochs=1, verbose=0)
+    result["hub_text_moved"] = bool(not np.allclose(before, embeddings.numpy()))
     print("RESULT " + json.dumps(result))
     """
 )
@@ -82,4 +101,4 @@ def test_text_and_hub_fine_tuning_under_mirrored_strategy(tmp_path):
     assert result["replicas"] == 2
     assert all(loss == loss for loss in result["text_loss"])  # finite, no NaN
     assert result["text_tuned_moved"] and not result["text_frozen_moved"]
-    assert result["hub_moved"]
+    assert result["hub_moved"] and result["hub_text_moved"]

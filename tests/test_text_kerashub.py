@@ -119,3 +119,22 @@ def test_clear_errors(tiny_preset, tmp_path):
         build_kerashub_backbone(tiny_preset, pooling="avg")
     with pytest.raises(ValueError, match="Could not load KerasHub preset .*nowhere"):
         build_kerashub_backbone(str(tmp_path / "nowhere"))
+
+
+def test_other_families_distilbert_without_segment_ids(tmp_path):
+    import keras_hub
+
+    from text_helpers import VOCABULARY
+
+    encoder = keras_hub.models.DistilBertBackbone(
+        vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+        max_sequence_length=32,
+    )
+    tokenizer = keras_hub.models.DistilBertTokenizer(vocabulary=VOCABULARY)
+    encoder.save_to_preset(str(tmp_path))
+    keras_hub.models.DistilBertTextClassifierPreprocessor(tokenizer).save_to_preset(str(tmp_path))
+    backbone = build_kerashub_backbone(str(tmp_path), sequence_length=8, pooling="max")
+    assert [b.name for b in backbone.blocks] == ["embeddings", "transformer_layer_0", "transformer_layer_1"]
+    assert backbone.input_config["inputs"] == ["padding_mask", "token_ids"]
+    features = backbone.preprocessor(tf.constant(["the cat sat"]))
+    assert backbone.model(_numeric(features)).shape == (1, 16)

@@ -8,12 +8,21 @@ The public API, re-exported here in one place:
 ['head', 'fine_tune']
 """
 
+from tfx_transfer.backbones.audio_layers import FramePooling
 from tfx_transfer.backbones.base import Backbone, Block
+from tfx_transfer.backbones.hub import SavedModelLayer
+from tfx_transfer.backbones.hub_audio import HubAudioEncoder, build_hub_audio_backbone
+from tfx_transfer.backbones.hub_text import build_hub_text_backbone
+from tfx_transfer.backbones.kerashub import SequencePooling, build_kerashub_backbone
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.backbones.registry import resolve as resolve_backbone
+from tfx_transfer.backbones.speech_embedding import build_speech_embedding
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.audio import AudioOptions, AudioPreprocessor
 from tfx_transfer.data.base import DataSplits
 from tfx_transfer.data.image import ImagePreprocessor
+from tfx_transfer.data.text import TextOptions, TextPreprocessor
+from tfx_transfer.datasets import make_keywords
 from tfx_transfer.evaluate import classification_report
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.freezing import apply_freeze_policy, freeze_table
@@ -38,6 +47,8 @@ from tfx_transfer.training import PhaseRunner, WarmupDecay
 __version__ = "0.1.0"
 
 __all__ = [
+    "AudioOptions",
+    "AudioPreprocessor",
     "AugmentConfig",
     "Backbone",
     "BackboneConfig",
@@ -48,21 +59,32 @@ __all__ = [
     "DistributeConfig",
     "ExportConfig",
     "FeatureExtractor",
+    "FramePooling",
     "FreezeConfig",
     "HeadConfig",
+    "HubAudioEncoder",
     "ImagePreprocessor",
     "PhaseConfig",
     "PhaseRunner",
     "Recipe",
     "RunResult",
+    "SavedModelLayer",
+    "SequencePooling",
+    "TextOptions",
+    "TextPreprocessor",
     "WarmupDecay",
     "apply_freeze_policy",
     "build_head",
+    "build_hub_audio_backbone",
+    "build_hub_text_backbone",
+    "build_kerashub_backbone",
     "build_model",
+    "build_speech_embedding",
     "classification_report",
     "export_saved_model",
     "freeze_table",
     "load_recipe",
+    "make_keywords",
     "recipe_from_dict",
     "register_source",
     "resolve_backbone",

@@ -114,12 +114,9 @@ class SavedModelLayer(keras.layers.Layer):
             trainable_refs = {v.ref() for v in self._module.trainable_variables}
         else:
             trainable_refs = {v.ref() for v in self._tf_variables() if v.trainable}
-        self._module_variables = []
         with tf.init_scope():
             for v in self._tf_variables():
-                wrapped = keras.Variable(v, trainable=v.ref() in trainable_refs, name=variable_name(v.name))
-                self._track_variable(wrapped)
-                self._module_variables.append(wrapped)
+                self._track_variable(keras.Variable(v, trainable=v.ref() in trainable_refs, name=variable_name(v.name)))
 
     def _tf_variables(self):
         """The module's `variables` (TF-Hub convention), else those its called function captures."""

@@ -41,8 +41,8 @@ class HubAudioEncoder(SavedModelLayer):
         probe = self._frames(tf.zeros([SAMPLE_RATE], tf.float32), training=False)
         if probe.shape.rank != 2:
             raise ValueError(
-                f"Audio module {self.handle!r}, output {self.embeddings_output!r}, returns shape {probe.shape} for a 1 s "
-                "waveform; a YAMNet-convention encoder returns per-frame embeddings [frames, channels]. "
+                f"Audio module {self.handle!r}, output {self.embeddings_output!r}, returns shape {probe.shape} "
+                "for a 1 s waveform; a YAMNet-convention encoder returns per-frame embeddings [frames, channels]. "
                 "Choose it with `embeddings_output` (an index or key)."
             )
         self.embedding_dim = int(probe.shape[-1])
@@ -67,17 +67,18 @@ class HubAudioEncoder(SavedModelLayer):
                     "index or key of its per-frame embeddings (YAMNet: 1)."
                 )
             return outputs
-        if isinstance(outputs, dict) and self.embeddings_output in outputs:
-            return outputs[self.embeddings_output]
-        if isinstance(outputs, (list, tuple)) and isinstance(self.embeddings_output, int) and -len(outputs) <= self.embeddings_output < len(outputs):
-            return outputs[self.embeddings_output]
+        choice = self.embeddings_output
+        if isinstance(outputs, dict) and choice in outputs:
+            return outputs[choice]
+        if isinstance(outputs, (list, tuple)) and isinstance(choice, int) and -len(outputs) <= choice < len(outputs):
+            return outputs[choice]
         if isinstance(outputs, dict):
             found = f"the outputs {sorted(outputs)}"
         elif isinstance(outputs, (list, tuple)):
             found = f"{len(outputs)} outputs"
         else:
             found = "one tensor (use embeddings_output=None)"
-        raise ValueError(f"Audio module {self.handle!r} returns {found}; embeddings_output={self.embeddings_output!r} is not one of them.")
+        raise ValueError(f"Audio module {self.handle!r} returns {found}; embeddings_output={choice!r} is not one of them.")
 
     def call(self, inputs, training=None):
         training = bool(training) and self.trainable
@@ -100,8 +101,8 @@ class HubAudioEncoder(SavedModelLayer):
         return {**config, "embeddings_output": self.embeddings_output}
 
 
-def build_hub_audio_backbone(handle, embeddings_output=1, pooling="mean", signature=None, name=None) -> Backbone:
-    """A YAMNet-convention TF-Hub module as an audio `Backbone`: waveforms `[B, samples]` at 16 kHz -> `[B, C]`.
+def build_hub_audio_backbone(handle, embeddings_output=1, pooling="mean", signature=None, name=None):
+    """A YAMNet-convention TF-Hub module as an audio `Backbone`: 16 kHz waveforms `[B, samples]` -> `[B, C]`.
 
     One block (the module is one layer): `last_blocks: 1` or `trainable: all`
     fine-tunes the whole module. `pooling` is `mean`, `max` or `mean+max`
@@ -109,7 +110,8 @@ def build_hub_audio_backbone(handle, embeddings_output=1, pooling="mean", signat
     """
     pooling = check_pooling(pooling)
     waveform = keras.Input((None,), dtype="float32", name="waveform")
-    frames = HubAudioEncoder(handle, embeddings_output=embeddings_output, signature=signature, name="hub_encoder")(waveform)
+    encoder = HubAudioEncoder(handle, embeddings_output=embeddings_output, signature=signature, name="hub_encoder")
+    frames = encoder(waveform)
     pooled = FramePooling(pooling, name="frame_pooling")(frames)
     model = keras.Model(waveform, pooled, name="hub_audio_encoder")
     return Backbone(

@@ -29,6 +29,7 @@ EMBEDDING_TFLITE = "resources/models/embedding_model.tflite"
 SAMPLE_RATE = 16000
 WINDOW_FRAMES = 76  # mel frames seen by one embedding
 EMBEDDING_DIM = 96
+CACHE_KIND = "packaged/speech_embedding-v1"  # bump the version when the layer order changes
 
 # (filters, kernel) of the 20 convolutions; a 2-D max pool follows the last
 # convolution of each stage. (1, 3) kernels are `same`, the others `valid`.
@@ -199,7 +200,7 @@ def _conv(filters, kernel, index):
     return keras.layers.Conv2D(filters, kernel, padding=padding, name=f"conv_{index}")
 
 
-def build_model(pooling: str = "mean", input_samples: int | None = None) -> tuple[keras.Model, list[Block]]:
+def build_model(pooling: str = "mean") -> tuple[keras.Model, list[Block]]:
     """The speech_embedding feature model with random weights, and its block map.
 
     Blocks: `frontend` (waveform input, log-mel, reshape: no weights), then
@@ -207,7 +208,7 @@ def build_model(pooling: str = "mean", input_samples: int | None = None) -> tupl
     `conv_block_6` (the final convolution and the pooling over frames).
     """
     pooling = check_pooling(pooling)
-    waveform = keras.Input(shape=(input_samples,), dtype="float32", name="waveform")
+    waveform = keras.Input(shape=(None,), dtype="float32", name="waveform")
     x = LogMelSpectrogram(name="log_mel")(waveform)
     x = keras.layers.Reshape((-1, 32, 1), name="mel_image")(x)
     blocks = [Block("frontend", ("waveform", "log_mel", "mel_image"))]
@@ -237,10 +238,6 @@ def build_model(pooling: str = "mean", input_samples: int | None = None) -> tupl
     return model, blocks
 
 
-def convs_of(model: keras.Model) -> list[keras.layers.Conv2D]:
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
-
-
 def read_tflite_convs(tflite_path) -> list[tuple[np.ndarray, np.ndarray]]:
     """`(kernel [kh, kw, in, out], bias [out])` of each CONV_2D op of a TFLite model, in graph order."""
     with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still reads weights fine
@@ -259,7 +256,7 @@ def read_tflite_convs(tflite_path) -> list[tuple[np.ndarray, np.ndarray]]:
 def _convert(tflite_path):
     def convert(target):
         model, _ = build_model()
-        layers = convs_of(model)
+        layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         weights = read_tflite_convs(tflite_path)
         if len(weights) != len(layers):
             raise ValueError(
@@ -276,11 +273,13 @@ def _convert(tflite_path):
 def pretrained_weights_path():
     """The cached `.weights.h5` converted from openwakeword's `embedding_model.tflite`."""
     tflite_path = cache.package_file("openwakeword", EMBEDDING_TFLITE, PIP_LINE)
-    return cache.cached_conversion(tflite_path, "speech_embedding", _convert(tflite_path))
+    return cache.cached_conversion(tflite_path, CACHE_KIND, _convert(tflite_path))
 
 
 def build_speech_embedding(pooling: str | None = "mean", weights: str | None = "pretrained") -> Backbone:
-    """The speech_embedding `Backbone`: float32 16 kHz waveforms `[B, samples]` -> `[B, 96]` (`[B, 192]` for `mean+max`).
+    """The speech_embedding `Backbone`: float32 16 kHz waveforms `[B, samples]` -> `[B, 96]`.
+
+    `pooling` over frames: `mean`, `max` or `mean+max` (`[B, 192]`).
 
     `weights`: `pretrained` (also accepted: `imagenet`, the `BackboneConfig`
     default, meaning "the pretrained weights") loads the weights shipped in

@@ -54,7 +54,9 @@ class AudioOptions:
         if self.clip_seconds <= 0:
             raise ConfigError(f"data.audio.clip_seconds must be positive, received {self.clip_seconds}.")
         if self.sample_rate < 1000:
-            raise ConfigError(f"data.audio.sample_rate must be at least 1000 Hz, received {self.sample_rate}.")
+            raise ConfigError(
+                f"data.audio.sample_rate must be at least 1000 Hz, received {self.sample_rate}."
+            )
         if self.window_hop_seconds is not None and self.window_hop_seconds <= 0:
             raise ConfigError(
                 f"data.audio.window_hop_seconds must be positive, received {self.window_hop_seconds}."
@@ -119,7 +121,7 @@ def resample(waveform, rate_in, rate_out: int):
 
 
 def window_at(waveform, offset, samples: int):
-    """`samples` samples of a 1-D waveform from `offset` (centred when `offset < 0`), zero-padded at the end."""
+    """`samples` samples of a 1-D waveform from `offset` (`< 0`: centred), zero-padded at the end."""
     n = tf.shape(waveform)[0]
     offset = tf.cast(offset, tf.int32)
     start = tf.where(offset < 0, tf.maximum(0, (n - samples) // 2), offset)
@@ -231,7 +233,9 @@ def _list_folder(root: str, options: AudioOptions) -> tuple[_Files, int]:
     for split in predefined or [None]:
         base = os.path.join(root, split) if split else root
         classes = sorted(
-            d for d in os.listdir(base) if os.path.isdir(os.path.join(base, d)) and not d.startswith((".", "_"))
+            d
+            for d in os.listdir(base)
+            if os.path.isdir(os.path.join(base, d)) and not d.startswith((".", "_"))
         )
         if len(classes) < 2:
             raise ConfigError(
@@ -288,7 +292,7 @@ def _probe(wav_bytes):
 
 
 def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], list[dict]]:
-    """Decodes each file once: `({path: (samples, channels, rate)}, [{"file", "reason"} of the unreadable]})`."""
+    """Decodes each file once: `{path: (samples, channels, rate)}` and `[{"file", "reason"}]` of the rest."""
     info, skipped = {}, []
     for path in paths:
         try:
@@ -338,7 +342,7 @@ def _assign_splits(files: _Files, label_ids, config, seed) -> dict[str, list[int
 
 
 def _windows(num_samples: int, options: AudioOptions) -> list[int]:
-    """Start offsets of the windows cut from one clip (`[-1]`, the centred crop, unless `long_clips: windows`)."""
+    """Start offsets of the windows cut from one clip: `[-1]` (centred crop) unless `long_clips: windows`."""
     clip, hop = options.clip_samples, options.hop_samples
     if options.long_clips != "windows" or num_samples <= clip:
         return [-1]
@@ -371,7 +375,8 @@ def load_data(recipe, backbone) -> DataSplits:
     info, skipped = check_wav_files(files.paths)
     if skipped:
         print(
-            f"[tfx-transfer] skipped {len(skipped)} audio file(s): {skipped[0]['file']}: {skipped[0]['reason']}"
+            f"[tfx-transfer] skipped {len(skipped)} audio file(s): "
+            f"{skipped[0]['file']}: {skipped[0]['reason']}"
             + (" (all listed in metrics.json under data.skipped)" if len(skipped) > 1 else ""),
             file=sys.stderr,
         )
@@ -385,11 +390,14 @@ def load_data(recipe, backbone) -> DataSplits:
     parts = _assign_splits(files, label_ids, config, recipe.seed)
     if config.max_train_examples and len(parts["train"]) > config.max_train_examples:
         train = np.asarray(parts["train"])
-        _, _, kept = stratified_split(label_ids[train], 0.0, config.max_train_examples / len(train), recipe.seed)
+        fraction = config.max_train_examples / len(train)
+        _, _, kept = stratified_split(label_ids[train], 0.0, fraction, recipe.seed)
         parts["train"] = list(train[kept])
     missing = [c for c, n in class_counts(label_ids[parts["train"]], class_names).items() if n == 0]
     if missing:
-        raise ConfigError(f"data.path: classes {missing} have no training files (after skipping unreadable ones).")
+        raise ConfigError(
+            f"data.path: classes {missing} have no training files (after skipping unreadable ones)."
+        )
 
     def resampled_length(path):
         samples, _, rate = info[path]
@@ -398,13 +406,18 @@ def load_data(recipe, backbone) -> DataSplits:
     def dataset(indices):
         if not len(indices):
             return None
-        rows = [(files.paths[i], offset, label_ids[i]) for i in indices for offset in _windows(resampled_length(files.paths[i]), options)]
+        rows = [
+            (files.paths[i], offset, label_ids[i])
+            for i in indices
+            for offset in _windows(resampled_length(files.paths[i]), options)
+        ]
         paths, offsets, labels = (list(column) for column in zip(*rows))
-        ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(offsets, np.int32), np.asarray(labels, np.int32)))
-        return ds.map(
-            lambda path, offset, label: (preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        ds = tf.data.Dataset.from_tensor_slices((paths, np.int32(offsets), np.int32(labels)))
+
+        def load(path, offset, label):
+            return preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label
+
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
 
     rates = {}
     for samples, channels, rate in info.values():
@@ -441,7 +454,10 @@ def load_noise_bank(noise_dir: str, preprocessor: AudioPreprocessor) -> np.ndarr
     if not os.path.isdir(noise_dir):
         raise ConfigError(f"data.audio.noise_dir: folder {noise_dir!r} does not exist.")
     paths = sorted(
-        os.path.join(d, n) for d, _, names in os.walk(noise_dir) for n in names if n.lower().endswith(WAV_EXTENSIONS)
+        os.path.join(d, n)
+        for d, _, names in os.walk(noise_dir)
+        for n in names
+        if n.lower().endswith(WAV_EXTENSIONS)
     )
     info, _ = check_wav_files(paths)
     if not info:
@@ -459,7 +475,7 @@ class WaveformAugmentation:
     called with `training=False`. Output is clipped to [-1, 1] like a WAV.
     """
 
-    def __init__(self, options: AudioOptions, sample_rate: int, seed: int, noise_bank: np.ndarray | None = None):
+    def __init__(self, options: AudioOptions, sample_rate: int, seed: int, noise_bank=None):
         self.gain_db = float(options.gain_db)
         self.max_shift = int(round(options.time_shift_seconds * sample_rate))
         self.noise_probability = float(options.noise_probability)
