@@ -47,21 +47,26 @@ def test_frame_embeddings_match_embedding_tflite(backbone, reference):
     np.testing.assert_allclose(frames, reference["frames"], rtol=1e-6, atol=1e-4)
 
 
+def standardized(v):
+    return (v - v.mean()) / np.sqrt(v.var() + 1e-3)
+
+
 @pytest.mark.parametrize(
-    "pooling, expected",
+    "pooling, pool",
     [
         ("mean", lambda f: f.mean(0)),
         ("max", lambda f: f.max(0)),
         ("mean+max", lambda f: np.concatenate([f.mean(0), f.max(0)])),
     ],
 )
-def test_pooled_output_matches_pooled_reference_frames(home, reference, pooling, expected):
+def test_output_is_the_standardized_pool_of_the_reference_frames(home, reference, pooling, pool):
     model = speech_embedding.build_speech_embedding(pooling).model
     batch = np.stack([reference["waveform"], reference["waveform"]])
-    pooled = model(batch).numpy()
-    want = expected(reference["frames"])
-    assert pooled.shape == (2, want.shape[0])
-    np.testing.assert_allclose(pooled[1], want, rtol=1e-6, atol=1e-4)
+    output = model(batch).numpy()
+    pooled = submodel(model, "frame_pooling")(batch).numpy()
+    assert output.shape == pooled.shape == (2, pool(reference["frames"]).shape[0])
+    np.testing.assert_allclose(pooled[1], pool(reference["frames"]), rtol=1e-6, atol=1e-4)
+    np.testing.assert_allclose(output[1], standardized(pool(reference["frames"])), atol=1e-5)
 
 
 def test_frame_count_follows_clip_length_and_short_clips_are_padded(backbone):
@@ -82,6 +87,7 @@ def test_block_map_puts_weightless_front_end_first_and_convs_in_stages(backbone)
     ]
     assert [len(c) for c in convs_per_block] == [3, 4, 4, 4, 4, 1]
     assert convs_per_block[-2:] == [["conv_16", "conv_17", "conv_18", "conv_19"], ["conv_20"]]
+    assert backbone.blocks[-1].layers[-1] == "embedding_norm" and not model.get_layer("embedding_norm").weights
 
 
 def test_unfreezing_last_blocks_trains_only_their_convolutions(home, reference):

@@ -14,12 +14,14 @@ from tfx_transfer.backbones.hub import SavedModelLayer
 from tfx_transfer.backbones.hub_audio import HubAudioEncoder, build_hub_audio_backbone
 from tfx_transfer.backbones.hub_text import build_hub_text_backbone
 from tfx_transfer.backbones.kerashub import SequencePooling, build_kerashub_backbone
+from tfx_transfer.backbones.packaged import build_packaged, packaged_names
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.backbones.registry import resolve as resolve_backbone
 from tfx_transfer.backbones.speech_embedding import build_speech_embedding
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.audio import AudioOptions, AudioPreprocessor
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.fashion_mnist import load_fashion_mnist
 from tfx_transfer.data.image import ImagePreprocessor
 from tfx_transfer.data.text import TextOptions, TextPreprocessor
 from tfx_transfer.datasets import make_keywords
@@ -79,12 +81,15 @@ __all__ = [
     "build_hub_text_backbone",
     "build_kerashub_backbone",
     "build_model",
+    "build_packaged",
     "build_speech_embedding",
     "classification_report",
     "export_saved_model",
     "freeze_table",
+    "load_fashion_mnist",
     "load_recipe",
     "make_keywords",
+    "packaged_names",
     "recipe_from_dict",
     "register_source",
     "resolve_backbone",
