@@ -8,10 +8,10 @@ variants of `recipes/keywords_speech_embedding.yaml`, each with the
 accuracy (30 held-out voices x 10 keywords x 2 clips) and wall time:
 
 - frozen features: phase 1 only (the head on cached features of the frozen encoder);
-- two-phase: the recipe as written (head, then fine-tuning the last four conv blocks);
+- two-phase: the recipe as written (head, then fine-tuning the whole encoder);
 - with `--random-init`, also two-phase from random initial weights (`backbone.weights=none`).
 
-Usage (about 15 minutes on 2 otherwise idle cores):
+Usage (about 20 minutes on 2 otherwise idle cores, 30 on busy ones):
 
     nice -n 10 python benchmarks/keywords.py [--work-dir DIR] [--random-init] [--set KEY=VALUE ...]
 """

@@ -41,9 +41,9 @@ class HubAudioEncoder(SavedModelLayer):
         probe = self._frames(tf.zeros([SAMPLE_RATE], tf.float32), training=False)
         if probe.shape.rank != 2:
             raise ValueError(
-                f"Audio module {self.handle!r}, output {self.embeddings_output!r}, returns shape {probe.shape} "
-                "for a 1 s waveform; a YAMNet-convention encoder returns per-frame embeddings [frames, channels]. "
-                "Choose it with `embeddings_output` (an index or key)."
+                f"Audio module {self.handle!r}, output {self.embeddings_output!r}, returns shape "
+                f"{probe.shape} for a 1 s waveform; a YAMNet-convention encoder returns per-frame "
+                "embeddings [frames, channels]. Choose them with `embeddings_output` (an index or key)."
             )
         self.embedding_dim = int(probe.shape[-1])
 
@@ -60,6 +60,7 @@ class HubAudioEncoder(SavedModelLayer):
         return self._select(outputs)
 
     def _select(self, outputs):
+        """The output `embeddings_output` names, or an error listing the outputs there are."""
         if self.embeddings_output is None:
             if isinstance(outputs, (dict, list, tuple)):
                 raise ValueError(
@@ -70,7 +71,11 @@ class HubAudioEncoder(SavedModelLayer):
         choice = self.embeddings_output
         if isinstance(outputs, dict) and choice in outputs:
             return outputs[choice]
-        if isinstance(outputs, (list, tuple)) and isinstance(choice, int) and -len(outputs) <= choice < len(outputs):
+        if (
+            isinstance(outputs, (list, tuple))
+            and isinstance(choice, int)
+            and -len(outputs) <= choice < len(outputs)
+        ):
             return outputs[choice]
         if isinstance(outputs, dict):
             found = f"the outputs {sorted(outputs)}"
@@ -78,7 +83,9 @@ class HubAudioEncoder(SavedModelLayer):
             found = f"{len(outputs)} outputs"
         else:
             found = "one tensor (use embeddings_output=None)"
-        raise ValueError(f"Audio module {self.handle!r} returns {found}; embeddings_output={choice!r} is not one of them.")
+        raise ValueError(
+            f"Audio module {self.handle!r} returns {found}; embeddings_output={choice!r} is not one of them."
+        )
 
     def call(self, inputs, training=None):
         training = bool(training) and self.trainable
@@ -110,7 +117,9 @@ def build_hub_audio_backbone(handle, embeddings_output=1, pooling="mean", signat
     """
     pooling = check_pooling(pooling)
     waveform = keras.Input((None,), dtype="float32", name="waveform")
-    encoder = HubAudioEncoder(handle, embeddings_output=embeddings_output, signature=signature, name="hub_encoder")
+    encoder = HubAudioEncoder(
+        handle, embeddings_output=embeddings_output, signature=signature, name="hub_encoder"
+    )
     frames = encoder(waveform)
     pooled = FramePooling(pooling, name="frame_pooling")(frames)
     model = keras.Model(waveform, pooled, name="hub_audio_encoder")

@@ -67,7 +67,8 @@ def background_noise(kind: str, samples: int, sample_rate: int, rng: np.random.G
         base = rng.choice([50.0, 60.0])
         noise = 0.0
         for k in (1, 2, 3, 5):
-            noise = noise + rng.uniform(0.2, 1.0) * np.sin(2 * np.pi * k * base * t + rng.uniform(0, 2 * np.pi))
+            amplitude, phase = rng.uniform(0.2, 1.0), rng.uniform(0, 2 * np.pi)
+            noise = noise + amplitude * np.sin(2 * np.pi * k * base * t + phase)
         noise = noise + 0.1 * rng.normal(size=samples)
     else:
         spectrum = np.fft.rfft(rng.normal(size=samples))
