@@ -1,8 +1,9 @@
 """eSpeak NG speech synthesis, through the pip wheel `espeakng-loader` or the `espeak-ng` program.
 
 eSpeak NG keeps synthesis state from one utterance to the next within a
-process, so the same requests give the same audio only in a fresh process:
-`synthesize_in_fresh_process` runs this file as a script for that. It imports
+process, so the same requests give the same audio only in a fresh process
+(with the library's noise generator seeded): `synthesize_in_fresh_process`
+runs this file as a script for that. It imports
 nothing from `tfx_transfer` (nor TensorFlow), so the child starts in a moment.
 """
 
@@ -51,6 +52,9 @@ class EspeakLibrary:
         )
         if self.sample_rate <= 0:
             raise OSError(f"espeak_Initialize failed with the data at {espeakng_loader.get_data_path()}")
+        if hasattr(lib, "espeak_ng_SetRandSeed"):  # 1.52 seeds the noise of some voices from the clock
+            lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
+            lib.espeak_ng_SetRandSeed(0)
         self._chunks = []
         self._callback = self._CALLBACK(self._collect)  # kept alive as long as the library may call it
         lib.espeak_SetSynthCallback(self._callback)
