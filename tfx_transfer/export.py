@@ -142,6 +142,20 @@ def write_warmup_requests(export_dir: str, model_name: str, preprocessor) -> boo
     return True
 
 
+PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
+
+
+def graph_ops(export_dir: str) -> set[str]:
+    """Every op type in a SavedModel's graph and functions: what TF Serving must be able to run."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        proto.ParseFromString(f.read())
+    graph = proto.meta_graphs[0].graph_def
+    return {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
 def load_labels(export_dir: str) -> list[str]:
     with open(os.path.join(export_dir, "assets", "labels.txt"), encoding="utf-8") as f:
         return f.read().splitlines()
