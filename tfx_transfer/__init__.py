@@ -9,6 +9,7 @@ The public API, re-exported here in one place:
 """
 
 from tfx_transfer.backbones.audio_layers import FramePooling
+from tfx_transfer.backbones import layers as _serializable_layers  # noqa: F401  (registers PixelNormalization for load_model)
 from tfx_transfer.backbones.base import Backbone, Block
 from tfx_transfer.backbones.hub import SavedModelLayer
 from tfx_transfer.backbones.hub_audio import HubAudioEncoder, build_hub_audio_backbone

@@ -76,7 +76,7 @@ def build_keras_app(name: str, weights: str | None = "imagenet", image_size=None
             f"backbone.weights must be 'imagenet', 'none' or an existing weights file, "
             f"received {weights!r} (no such file)."
         )
-    height, width = _image_size(image_size, family.image_size)
+    height, width = image_size_pair(image_size, family.image_size)
     inputs = keras.Input((height, width, 3), name="image")
     x = inputs
     if family.normalization is not None:
@@ -103,7 +103,7 @@ def build_keras_app(name: str, weights: str | None = "imagenet", image_size=None
     )
 
 
-def _image_size(image_size, default: int) -> tuple[int, int]:
+def image_size_pair(image_size, default: int) -> tuple[int, int]:
     if image_size is None:
         return default, default
     if isinstance(image_size, int):

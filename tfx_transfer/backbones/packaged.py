@@ -25,7 +25,7 @@ import numpy as np
 from tfx_transfer.backbones import efficientnet_lite, kerashub, mobilenet_v2_torch, speech_embedding
 from tfx_transfer.backbones.base import Backbone
 from tfx_transfer.backbones.blocks import find_blocks
-from tfx_transfer.backbones.keras_apps import _image_size
+from tfx_transfer.backbones.keras_apps import image_size_pair
 from tfx_transfer.weights import cache, torch_pickle
 
 # Bump when a builder's layer order changes, so that old caches are not read.
@@ -144,7 +144,7 @@ def build_image_backbone(
             f"backbone.weights for packaged backbone {spec.name!r} must be 'imagenet' (the weights shipped in "
             f"its pip package) or 'none' (random initialisation), received {weights!r}."
         )
-    size = _image_size(image_size, spec.default_size)
+    size = image_size_pair(image_size, spec.default_size)
     # Always built with the ImageNet classifier, so that one cached weights file serves both forms.
     model = spec.build(image_size=size, include_top=True)
     if weights == "imagenet":
