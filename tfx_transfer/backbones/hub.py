@@ -132,19 +132,24 @@ class SavedModelLayer(keras.layers.Layer):
                 unique.setdefault(v.ref(), v)
         return list(unique.values())
 
-    def call(self, inputs, training=None):
-        training = bool(training) and self.trainable
+    def call_module(self, inputs, training):
+        """Runs the SavedModel (its signature, or `__call__` with `training` where it takes one).
+
+        Adds no losses, so subclasses can call it inside `tf.map_fn`.
+        """
         if self.signature is not None:
             function = self._module.signatures[self.signature]
             if isinstance(inputs, dict):
-                outputs = function(**inputs)
-            else:
-                (input_name,) = function.structured_input_signature[1].keys()
-                outputs = function(**{input_name: inputs})
-        elif _accepts_training(self._module):
-            outputs = self._module(inputs, training=training)
-        else:
-            outputs = self._module(inputs)
+                return function(**inputs)
+            (input_name,) = function.structured_input_signature[1].keys()
+            return function(**{input_name: inputs})
+        if _accepts_training(self._module):
+            return self._module(inputs, training=training)
+        return self._module(inputs)
+
+    def call(self, inputs, training=None):
+        training = bool(training) and self.trainable
+        outputs = self.call_module(inputs, training)
         if self.trainable:
             for regularization_loss in getattr(self._module, "regularization_losses", []):
                 self.add_loss(regularization_loss())

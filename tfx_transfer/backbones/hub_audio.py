@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from tfx_transfer.backbones.audio_layers import FramePooling, check_pooling
 from tfx_transfer.backbones.base import Backbone, Block
-from tfx_transfer.backbones.hub import SavedModelLayer, _accepts_training
+from tfx_transfer.backbones.hub import SavedModelLayer
 
 SAMPLE_RATE = 16000
 
@@ -49,15 +49,7 @@ class HubAudioEncoder(SavedModelLayer):
 
     def _frames(self, waveform, training):
         """The module on one 1-D waveform -> its `[frames, C]` embedding output."""
-        if self.signature is not None:
-            function = self._module.signatures[self.signature]
-            (input_name,) = function.structured_input_signature[1].keys()
-            outputs = function(**{input_name: waveform})
-        elif _accepts_training(self._module):
-            outputs = self._module(waveform, training=training)
-        else:
-            outputs = self._module(waveform)
-        return self._select(outputs)
+        return self._select(self.call_module(waveform, training))
 
     def _select(self, outputs):
         """The output `embeddings_output` names, or an error listing the outputs there are."""
