@@ -1,8 +1,9 @@
 """Speed of the phase runner against plain Keras on the same backbone, data and batch size.
 
 Prints one table: phase 1 (head on a frozen backbone) with and without feature
-caching, and phase 2 (last blocks unfrozen) through the toolkit and through a
-plain `keras.Model.fit` written by hand, with the ratios.
+caching, and phase 2 (last blocks unfrozen) through the toolkit (default backup
+interval, and a backup after every epoch) and through a plain `keras.Model.fit`
+written by hand, with the ratios.
 
     python benchmarks/phase_speed.py --images 512 --epochs 10
 """
@@ -33,11 +34,11 @@ def data(n, size, num_classes=5, seed=0):
     return images, labels
 
 
-def toolkit_phase(images, labels, args, phase, run_dir):
+def toolkit_phase(images, labels, args, phase, run_dir, backup_interval_seconds=60.0):
     keras.utils.set_random_seed(0)
     backbone = build_keras_app(args.backbone, weights=None, image_size=(args.size, args.size))
     recipe = recipe_from_dict({
-        "name": "bench", "run_dir": run_dir,
+        "name": "bench", "run_dir": run_dir, "backup_interval_seconds": backup_interval_seconds,
         "data": {"batch_size": args.batch_size, "shuffle_buffer": len(labels)},
         "head": {"dropout": 0.0},
         "phases": [{"early_stopping_patience": None, "epochs": args.epochs, **phase}],
@@ -84,11 +85,13 @@ def main():
         uncached, _ = toolkit_phase(images, labels, args, {"name": "uncached", "cache_features": False}, os.path.join(tmp, "b"))
         phase2 = {"name": "fine_tune", "learning_rate": 1e-4, "freeze": {"last_blocks": args.last_blocks}}
         toolkit2, _ = toolkit_phase(images, labels, args, phase2, os.path.join(tmp, "c"))
+        every_epoch, _ = toolkit_phase(images, labels, args, phase2, os.path.join(tmp, "d"), backup_interval_seconds=0)
     plain2 = plain_keras_phase2(images, labels, args)
     rows = [
         ("phase 1, feature caching (toolkit)", cached, n / cached),
         ("phase 1, no caching (toolkit)", uncached, n / uncached),
         (f"phase 2, last {args.last_blocks} blocks (toolkit)", toolkit2, n / toolkit2),
+        (f"phase 2, last {args.last_blocks} blocks, backup every epoch", every_epoch, n / every_epoch),
         (f"phase 2, last {args.last_blocks} blocks (plain Keras fit)", plain2, n / plain2),
     ]
     print(f"{args.backbone} @ {args.size}px, weights=None, {args.images} images x {args.epochs} epochs, "
@@ -98,7 +101,8 @@ def main():
     for name, seconds, rate in rows:
         print(f"| {name:<44} | {seconds:8.1f} | {rate:9.1f} |")
     print(f"\nphase 1 speed-up from caching: {uncached / cached:.1f}x")
-    print(f"phase 2 toolkit / plain Keras time: {toolkit2 / plain2:.3f}")
+    print(f"phase 2 toolkit / plain Keras time: {toolkit2 / plain2:.3f} "
+          f"(with a backup after every epoch: {every_epoch / plain2:.3f})")
 
 
 if __name__ == "__main__":

@@ -28,11 +28,12 @@ def _splits(n=48, num_classes=3, seed=0):
     )
 
 
-def _recipe(run_dir, phases, **head):
+def _recipe(run_dir, phases, backup_interval_seconds=60.0, **head):
     return recipe_from_dict(
         {
             "name": "t",
             "run_dir": str(run_dir),
+            "backup_interval_seconds": backup_interval_seconds,
             "data": {"source": "synthetic", "batch_size": 8, "shuffle_buffer": 64},
             "head": {"dropout": 0.3, **head},
             "phases": phases,
@@ -113,6 +114,84 @@ def test_resumed_run_loads_the_weights_of_finished_phases(tmp_path):
     PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir).run()
     for a, b in zip(trained, [w.numpy() for w in model2.weights]):
         np.testing.assert_array_equal(a, b)
+
+
+class _KillAfter(keras.callbacks.Callback):
+    """Raises KeyboardInterrupt at the end of epoch `epochs` (1-based), after the backup ran."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs, self.weights_at_kill = epochs, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            self.weights_at_kill = [w.numpy() for w in self.model.weights]
+            raise KeyboardInterrupt
+
+
+class _Record(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.weights_at_start, self.epochs = [], []
+
+    def on_train_begin(self, logs=None):
+        self.weights_at_start.append([w.numpy() for w in self.model.weights])
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
+def _killed_then_resumed(tmp_path, backup_interval_seconds):
+    phases = [
+        {"name": "head", "epochs": 4, "cache_features": False, "early_stopping_patience": None},
+        {"name": "fine_tune", "epochs": 2, "freeze": {"last_blocks": 1}},
+    ]
+    recipe = _recipe(tmp_path / "run", phases, backup_interval_seconds)
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    kill = _KillAfter(2)
+    with pytest.raises(KeyboardInterrupt):
+        PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir, callbacks=[kill]).run()
+    backbone2 = tiny_resnet()
+    model2, head2 = build_model(backbone2, 3, recipe.head)
+    record = _Record()
+    results = PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir, callbacks=[record]).run()
+    return kill, record, results, recipe
+
+
+def test_killed_phase_resumes_after_its_last_epoch_with_full_history(tmp_path):
+    kill, record, results, recipe = _killed_then_resumed(tmp_path, backup_interval_seconds=0)
+    for at_kill, at_resume in zip(kill.weights_at_kill, record.weights_at_start[0]):
+        np.testing.assert_array_equal(at_kill, at_resume)
+    # The resumed phase ran epochs 3-4 only; the next phase ran all of its own.
+    assert record.epochs == [2, 3, 0, 1]
+    assert [r.epochs_run for r in results] == [4, 2]
+    assert len(results[0].history["loss"]) == len(results[0].history["val_loss"]) == 4
+    assert not os.path.exists(os.path.join(recipe.run_dir, "backup", "head"))
+
+
+def test_a_torn_backup_write_leaves_the_previous_backup_usable(tmp_path):
+    recipe = _recipe(tmp_path / "run", [{"name": "head", "epochs": 3, "cache_features": False}], 0)
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    kill = _KillAfter(1)
+    with pytest.raises(KeyboardInterrupt):
+        PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir, callbacks=[kill]).run()
+    # A kill while writing the next backup leaves a partial file that no record points to.
+    with open(os.path.join(recipe.run_dir, "backup", "head", "epoch-2.weights.h5"), "wb") as f:
+        f.write(b"\x89HDF\r\n truncated")
+    backbone2 = tiny_resnet()
+    model2, head2 = build_model(backbone2, 3, recipe.head)
+    record = _Record()
+    (result,) = PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir, callbacks=[record]).run()
+    assert record.epochs == [1, 2]
+    assert result.epochs_run == 3
+
+
+def test_backups_are_rate_limited_by_the_recipe_interval(tmp_path):
+    _, record, results, _ = _killed_then_resumed(tmp_path, backup_interval_seconds=3600)
+    assert record.epochs == [0, 1, 2, 3, 0, 1]
+    assert [r.epochs_run for r in results] == [4, 2]
 
 
 def test_early_stopping_restores_and_records_epochs_run(tmp_path):

@@ -213,6 +213,9 @@ class Recipe:
     modality: Literal["image", "text", "audio"] = "image"
     seed: int = 42
     run_dir: str | None = None
+    # A running phase is backed up at an epoch end when this long has passed since the last
+    # backup (0: after every epoch); a killed run resumes from the last backup.
+    backup_interval_seconds: float = 60.0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)
@@ -227,6 +230,10 @@ class Recipe:
         names = [p.name for p in self.phases]
         if len(set(names)) != len(names):
             raise ConfigError(f"recipe.phases: phase names must be unique, received {names}.")
+        if self.backup_interval_seconds < 0:
+            raise ConfigError(
+                f"recipe.backup_interval_seconds must be >= 0, received {self.backup_interval_seconds}."
+            )
 
     @property
     def resolved_run_dir(self) -> str:

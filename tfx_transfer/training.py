@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer.backup import EpochBackup
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
 
@@ -151,8 +152,8 @@ class PhaseRunner:
 
     Completed phases are recorded in `run_dir/state.json` with their weights in
     `run_dir/checkpoints/<phase>.weights.h5`; the phase in progress is backed up
-    every epoch (`keras.callbacks.BackupAndRestore`) and resumes at its last
-    finished epoch.
+    at epoch ends (`EpochBackup`, at most once per `recipe.backup_interval_seconds`)
+    and resumes after its last backed-up epoch.
     """
 
     def __init__(self, model, head, backbone, splits, recipe, run_dir, strategy=None, augment=None, callbacks=()):
@@ -211,21 +212,22 @@ class PhaseRunner:
             f"{', '.join(freeze.trainable_blocks) or 'none'}; {trainable_params:,} trainable params"
             + ("; training the head on cached backbone features" if cached else "")
         )
+        backup = EpochBackup(os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds)
         start = time.perf_counter()
-        history = trained.fit(
+        trained.fit(
             train,
             validation_data=val,
             epochs=phase.epochs,
             class_weight=self._class_weight(phase),
-            callbacks=self._callbacks(phase, has_validation=val is not None),
+            callbacks=[backup, *self._callbacks(phase, has_validation=val is not None)],
             verbose=1 if sys.stdout.isatty() else 2,
         )
         seconds = time.perf_counter() - start
         return PhaseResult(
             name=phase.name,
-            epochs_run=len(history.history.get("loss", [])),
+            epochs_run=len(backup.history.get("loss", [])),
             seconds=round(seconds, 3),
-            history={k: [float(v) for v in vs] for k, vs in history.history.items()},
+            history=backup.history,
             cached_features=cached,
             trainable_blocks=list(freeze.trainable_blocks),
             trainable_params=trainable_params,
@@ -274,7 +276,6 @@ class PhaseRunner:
 
     def _callbacks(self, phase, has_validation):
         callbacks = [
-            keras.callbacks.BackupAndRestore(os.path.join(self.run_dir, "backup", phase.name)),
             keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name)),
             keras.callbacks.CSVLogger(os.path.join(self.run_dir, f"history_{phase.name}.csv"), append=True),
         ]
