@@ -192,6 +192,10 @@ def test_long_clips_become_windows_of_one_group(tmp_path):
     }
     for waveform in (x.numpy() for x, _ in splits.train):
         assert waveform.shape == (8000,) and np.abs(waveform).min() < 0.01 and np.abs(waveform).max() > 0.49
+    # Test metrics average per file: every test window knows its file, in dataset order.
+    test_files = sum(splits.report["counts"]["test"].values())
+    assert np.bincount(splits.test_clip_ids).tolist() == [4] * test_files
+    assert splits.test_clip_ids.tolist() == sorted(splits.test_clip_ids.tolist())
 
 
 def options(**kwargs):

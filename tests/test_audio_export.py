@@ -7,6 +7,7 @@ import sys
 import textwrap
 import wave
 
+import keras
 import numpy as np
 import pytest
 import scipy.signal
@@ -138,3 +139,30 @@ def test_bytes_that_are_not_wav_give_an_invalid_argument_error(exported):
     loaded = tf.saved_model.load(exported["path"])
     with pytest.raises(tf.errors.InvalidArgumentError):
         loaded.signatures["serving_default"](audio_wav=tf.constant([b"RIFF....not a wav"]))
+
+
+def test_long_clips_are_cut_into_windows_whose_probabilities_are_averaged(tmp_path):
+    clip, hop = 800, 400
+    inputs = keras.Input((clip,))
+    x = keras.layers.Reshape((clip, 1))(inputs)
+    x = keras.layers.Conv1D(4, 9, strides=4, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Dense(8)(x)))
+    preprocessor = AudioPreprocessor(8000, clip, hop_samples=hop)
+    path = export_saved_model(model, preprocessor, ["a", "b", "c"], str(tmp_path), "windows")
+    rng = np.random.default_rng(0)
+    long_wav = tf.audio.encode_wav(rng.uniform(-0.5, 0.5, (2000, 1)).astype("float32"), 8000)
+    short_wav = tf.audio.encode_wav(rng.uniform(-0.5, 0.5, (500, 1)).astype("float32"), 8000)
+    long_wave = tf.audio.decode_wav(long_wav).audio.numpy()[:, 0]
+    short_wave = tf.audio.decode_wav(short_wav).audio.numpy()[:, 0]
+    # 2,000 samples: windows at 0, 400, 800 and 1,200; 500 samples: one zero-padded window.
+    windows = np.stack([long_wave[s : s + clip] for s in (0, 400, 800, 1200)] + [np.pad(short_wave, (0, clip - 500))])
+    window_probs = model.predict(windows, verbose=0)
+    expected = np.stack([window_probs[:4].mean(axis=0), window_probs[4]])
+    loaded = tf.saved_model.load(path)
+    raw = loaded.signatures["serving_default"](audio_wav=tf.stack([long_wav, short_wav]))
+    np.testing.assert_allclose(raw["probabilities"].numpy(), expected, atol=1e-6)
+    np.testing.assert_array_equal(raw["class_id"].numpy(), expected.argmax(axis=1))
+    tensor = loaded.signatures["serve_tensor"](waveform=tf.constant(long_wave[None]))
+    np.testing.assert_allclose(tensor["probabilities"].numpy(), expected[:1], atol=1e-6)
+    assert not graph_ops(path) & PYTHON_OPS

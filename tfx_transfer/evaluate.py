@@ -20,10 +20,22 @@ def predict_dataset(model, dataset, batch_size: int):
     return np.concatenate(outputs), np.concatenate(labels)
 
 
-def predict_probabilities(model, dataset, batch_size: int, kind: str):
-    """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset."""
+def predict_probabilities(model, dataset, batch_size: int, kind: str, clip_ids=None):
+    """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset.
+
+    With `clip_ids` (the source clip of each example, e.g. the windows of a long
+    audio file), the probabilities of one clip's examples are averaged into one
+    row per clip, as the exported model does.
+    """
     outputs, labels = predict_dataset(model, dataset, batch_size)
-    return np.asarray(class_probabilities(outputs, kind)), labels
+    probabilities = np.asarray(class_probabilities(outputs, kind))
+    if clip_ids is None:
+        return probabilities, labels
+    clip_ids = np.asarray(clip_ids)
+    sums = np.zeros((clip_ids.max() + 1, probabilities.shape[1]))
+    np.add.at(sums, clip_ids, probabilities)
+    _, first, counts = np.unique(clip_ids, return_index=True, return_counts=True)
+    return sums / counts[:, None], labels[first]
 
 
 def classification_report(probabilities, labels, class_names, kind: str = "multiclass", threshold: float = 0.5) -> dict:

@@ -78,11 +78,17 @@ def export_saved_model(
 
 
 def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.ExportArchive:
-    """An `ExportArchive` with the two contract signatures on `model` and `preprocessor`."""
+    """An `ExportArchive` with the two contract signatures on `model` and `preprocessor`.
+
+    A preprocessor with `windows` (long audio clips) cuts each input into
+    windows; the signatures average the windows' probabilities per input.
+    """
     labels = tf.constant(class_names)
 
-    def postprocess(outputs):
-        probabilities = tf.cast(class_probabilities(outputs, head_kind), tf.float32)
+    def predict(inputs, clip_ids=None, num_clips=None):
+        probabilities = tf.cast(class_probabilities(model(inputs, training=False), head_kind), tf.float32)
+        if clip_ids is not None:
+            probabilities = tf.math.unsorted_segment_mean(probabilities, clip_ids, num_clips)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
             "probabilities": probabilities,
@@ -94,12 +100,17 @@ def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.E
     archive.track(model)
     for trackable in getattr(preprocessor, "trackables", ()):
         archive.track(trackable)
+    windows = getattr(preprocessor, "windows", False)
 
     def serve_raw(raw):
-        return postprocess(model(preprocessor.raw_to_inputs(raw), training=False))
+        if windows:
+            return predict(*preprocessor.raw_to_windows(raw), tf.shape(raw)[0])
+        return predict(preprocessor.raw_to_inputs(raw))
 
     def serve_tensor(tensor):
-        return postprocess(model(preprocessor.tensor_to_inputs(tensor), training=False))
+        if windows:
+            return predict(*preprocessor.tensor_to_windows(tensor), tf.shape(tensor)[0])
+        return predict(preprocessor.tensor_to_inputs(tensor))
 
     tensor_spec = preprocessor.tensor_spec
     archive.add_endpoint(

@@ -99,7 +99,9 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         "phases": [dataclasses.asdict(p) for p in phases],
     }
     if splits.test is not None:
-        probabilities, labels = predict_probabilities(model, splits.test, recipe.data.batch_size, recipe.head.kind)
+        probabilities, labels = predict_probabilities(
+            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_clip_ids
+        )
         metrics["test"] = classification_report(
             probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold
         )

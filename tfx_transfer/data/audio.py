@@ -24,7 +24,8 @@ class AudioOptions:
     Clips shorter than `clip_seconds` are zero-padded; longer ones are cropped
     (`long_clips: crop`, centred) or cut into `clip_seconds` windows every
     `window_hop_seconds` (`long_clips: windows`), each a training example of
-    the same group.
+    the same group; test metrics and the exported model average the windows'
+    predictions per file (the export then takes clips of any length).
 
     Augmentation (training split only): a random gain in `[-gain_db, +gain_db]`,
     a random shift by up to `time_shift_seconds` (zero-filled), and, with
@@ -130,25 +131,52 @@ def window_at(waveform, offset, samples: int):
     return tf.ensure_shape(clip, [samples])
 
 
+def window_starts(num_samples, clip_samples: int, hop_samples: int):
+    """Starts of the `clip_samples` windows, every `hop_samples`, that cover a clip (the last ends at its end).
+
+    >>> window_starts(40000, 16000, 8000).numpy().tolist()
+    [0, 8000, 16000, 24000]
+    >>> window_starts(9000, 16000, 8000).numpy().tolist()
+    [0]
+    """
+    last = tf.maximum(0, tf.cast(num_samples, tf.int32) - clip_samples)
+    starts = tf.range(0, last + 1, hop_samples)
+    return tf.cond(starts[-1] < last, lambda: tf.concat([starts, [last]], 0), lambda: starts)
+
+
 class AudioPreprocessor:
     """WAV bytes -> mono waveform at `sample_rate`, centre-cropped or zero-padded to `clip_samples`.
+
+    With `hop_samples`, a clip is instead cut into `clip_samples` windows every
+    `hop_samples` (`raw_to_windows`), and the exported model averages the
+    windows' predictions per clip.
 
     >>> pre = AudioPreprocessor(16000, 8000)
     >>> wav = tf.audio.encode_wav(tf.zeros((4000, 2)), 8000)  # stereo, 8 kHz, 0.5 s
     >>> pre.raw_to_inputs(tf.stack([wav])).shape
     TensorShape([1, 8000])
+    >>> windows, clip_ids = AudioPreprocessor(16000, 8000, hop_samples=4000).raw_to_windows(
+    ...     tf.stack([tf.audio.encode_wav(tf.zeros((16000, 1)), 16000), wav]))
+    >>> windows.shape, clip_ids.numpy().tolist()
+    (TensorShape([4, 8000]), [0, 0, 0, 1])
     """
 
     raw_key = "audio_wav"
     tensor_key = "waveform"
 
-    def __init__(self, sample_rate: int, clip_samples: int):
+    def __init__(self, sample_rate: int, clip_samples: int, hop_samples: int | None = None):
         self.sample_rate = int(sample_rate)
         self.clip_samples = int(clip_samples)
+        self.hop_samples = hop_samples
+
+    @property
+    def windows(self) -> bool:
+        """Whether long clips are cut into windows whose predictions are averaged."""
+        return self.hop_samples is not None
 
     @property
     def tensor_spec(self) -> tf.TensorSpec:
-        return tf.TensorSpec([None, self.clip_samples], tf.float32)
+        return tf.TensorSpec([None, None if self.windows else self.clip_samples], tf.float32)
 
     def decode(self, wav_bytes):
         """One WAV file's bytes -> float32 `[samples]` in [-1, 1], mono, at `sample_rate`."""
@@ -162,6 +190,12 @@ class AudioPreprocessor:
         """A decoded waveform -> float32 `[clip_samples]` (the window at `offset`, centred by default)."""
         return window_at(waveform, offset, self.clip_samples)
 
+    def split_windows(self, waveform):
+        """A decoded waveform -> float32 `[windows, clip_samples]`, as `window_starts` places them."""
+        starts = window_starts(tf.shape(waveform)[0], self.clip_samples, self.hop_samples)
+        padded = tf.pad(waveform, [[0, self.clip_samples]])
+        return tf.gather(padded, starts[:, None] + tf.range(self.clip_samples)[None, :])
+
     def raw_to_inputs(self, raw):
         return tf.map_fn(
             lambda b: self.prepare(self.decode(b)),
@@ -169,8 +203,27 @@ class AudioPreprocessor:
             fn_output_signature=tf.TensorSpec([self.clip_samples], tf.float32),
         )
 
+    def raw_to_windows(self, raw):
+        """tf.string `[B]` of WAV files -> (windows `[N, clip_samples]`, clip index `[N]` of each window)."""
+        windows = tf.map_fn(
+            lambda b: self.split_windows(self.decode(b)),
+            raw,
+            fn_output_signature=tf.RaggedTensorSpec([None, self.clip_samples], tf.float32, ragged_rank=0),
+        )
+        return windows.values, windows.value_rowids()
+
     def tensor_to_inputs(self, tensor):
         return tf.cast(tensor, tf.float32)
+
+    def tensor_to_windows(self, tensor):
+        """float32 `[B, samples]` (any length) -> (windows `[N, clip_samples]`, clip index `[N]`)."""
+        tensor = tf.cast(tensor, tf.float32)
+        windows = tf.map_fn(
+            self.split_windows,
+            tensor,
+            fn_output_signature=tf.RaggedTensorSpec([None, self.clip_samples], tf.float32, ragged_rank=0),
+        )
+        return windows.values, windows.value_rowids()
 
     def example_raw_input(self) -> bytes:
         return tf.audio.encode_wav(tf.zeros([self.clip_samples, 1]), self.sample_rate).numpy()
@@ -188,7 +241,8 @@ def _target_rate(options: AudioOptions, backbone) -> int:
 
 def make_preprocessor(recipe, backbone) -> AudioPreprocessor:
     options = recipe.data.audio
-    return AudioPreprocessor(_target_rate(options, backbone), options.clip_samples)
+    hop = options.hop_samples if options.long_clips == "windows" else None
+    return AudioPreprocessor(_target_rate(options, backbone), options.clip_samples, hop)
 
 
 # --- listing and checking files ------------------------------------------------------------------
@@ -341,15 +395,11 @@ def _assign_splits(files: _Files, label_ids, config, seed) -> dict[str, list[int
     return {"train": list(train), "validation": list(val), "test": list(test)}
 
 
-def _windows(num_samples: int, options: AudioOptions) -> list[int]:
+def _windows(num_samples: int, preprocessor: AudioPreprocessor) -> list[int]:
     """Start offsets of the windows cut from one clip: `[-1]` (centred crop) unless `long_clips: windows`."""
-    clip, hop = options.clip_samples, options.hop_samples
-    if options.long_clips != "windows" or num_samples <= clip:
+    if not preprocessor.windows:
         return [-1]
-    starts = list(range(0, num_samples - clip + 1, hop))
-    if starts[-1] + clip < num_samples:
-        starts.append(num_samples - clip)
-    return starts
+    return window_starts(num_samples, preprocessor.clip_samples, preprocessor.hop_samples).numpy().tolist()
 
 
 def load_data(recipe, backbone) -> DataSplits:
@@ -404,20 +454,21 @@ def load_data(recipe, backbone) -> DataSplits:
         return int(round(samples * preprocessor.sample_rate / rate))
 
     def dataset(indices):
+        """One example per window, and the index (within `indices`) of the file each came from."""
         if not len(indices):
-            return None
+            return None, None
         rows = [
-            (files.paths[i], offset, label_ids[i])
-            for i in indices
-            for offset in _windows(resampled_length(files.paths[i]), options)
+            (files.paths[i], offset, label_ids[i], clip)
+            for clip, i in enumerate(indices)
+            for offset in _windows(resampled_length(files.paths[i]), preprocessor)
         ]
-        paths, offsets, labels = (list(column) for column in zip(*rows))
+        paths, offsets, labels, clips = (list(column) for column in zip(*rows))
         ds = tf.data.Dataset.from_tensor_slices((paths, np.int32(offsets), np.int32(labels)))
 
         def load(path, offset, label):
             return preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label
 
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), np.asarray(clips, np.int64)
 
     rates = {}
     for samples, channels, rate in info.values():
@@ -435,14 +486,15 @@ def load_data(recipe, backbone) -> DataSplits:
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }
     splits = {s: dataset(idx) for s, idx in parts.items()}
-    if options.long_clips == "windows":
-        report["windows"] = {s: int(ds.cardinality()) for s, ds in splits.items() if ds is not None}
+    if preprocessor.windows:
+        report["windows"] = {s: len(clips) for s, (_, clips) in splits.items() if clips is not None}
     return DataSplits(
-        train=splits["train"],
-        validation=splits["validation"],
-        test=splits["test"],
+        train=splits["train"][0],
+        validation=splits["validation"][0],
+        test=splits["test"][0],
         class_names=class_names,
         report=report,
+        test_clip_ids=splits["test"][1] if preprocessor.windows else None,
     )
 
 

@@ -3,6 +3,7 @@
 import dataclasses
 from typing import Any, Protocol
 
+import numpy as np
 import tensorflow as tf
 
 
@@ -42,3 +43,6 @@ class DataSplits:
     test: tf.data.Dataset | None
     class_names: list[str]
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # For inputs cut into windows (long audio clips): the source clip of each test example,
+    # so that test metrics average the windows' predictions per clip as the export does.
+    test_clip_ids: np.ndarray | None = None
