@@ -80,6 +80,8 @@ def test_dict_outputs_are_chosen_by_key_and_bad_choices_are_explained(tmp_path):
         HubAudioEncoder(path, embeddings_output=1)
     with pytest.raises(ValueError, match="returns 3 outputs; embeddings_output=5"):
         HubAudioEncoder(save_yamnet_like(tmp_path / "tuple_module"), embeddings_output=5)
+    from_recipe = resolve(BackboneConfig(source="hub_audio", name=path, output="embeddings", pooling="mean"))
+    np.testing.assert_allclose(from_recipe.model(clips(2)).numpy(), frames.numpy().mean(axis=1), rtol=1e-5)
 
 
 def test_frozen_by_default_and_unfrozen_module_trains_through_the_map(module):

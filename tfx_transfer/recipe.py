@@ -72,6 +72,8 @@ class BackboneConfig:
     `efficientnet_lite0`), `kerashub` (a KerasHub preset or local preset
     directory), `hub_text` / `hub_audio` (a TF-Hub handle or SavedModel path).
     `weights`: `imagenet`, `none`, or a local weights file (keras_apps).
+    `output`: for `hub_audio`, which output of the module holds the per-frame
+    embeddings, an index or a key (default 1: YAMNet's `embeddings`).
     """
 
     source: str = "keras_apps"
@@ -81,6 +83,7 @@ class BackboneConfig:
     sequence_length: int = 128
     pooling: str | None = None
     preprocessor: str | None = None
+    output: int | str | None = None
 
 
 @dataclasses.dataclass

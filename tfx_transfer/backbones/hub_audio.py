@@ -43,7 +43,8 @@ class HubAudioEncoder(SavedModelLayer):
             raise ValueError(
                 f"Audio module {self.handle!r}, output {self.embeddings_output!r}, returns shape "
                 f"{probe.shape} for a 1 s waveform; a YAMNet-convention encoder returns per-frame "
-                "embeddings [frames, channels]. Choose them with `embeddings_output` (an index or key)."
+                "embeddings [frames, channels]. Choose them with `embeddings_output` (an index or key; "
+                "in a recipe: backbone.output)."
             )
         self.embedding_dim = int(probe.shape[-1])
 
@@ -76,7 +77,8 @@ class HubAudioEncoder(SavedModelLayer):
         else:
             found = "one tensor (use embeddings_output=None)"
         raise ValueError(
-            f"Audio module {self.handle!r} returns {found}; embeddings_output={choice!r} is not one of them."
+            f"Audio module {self.handle!r} returns {found}; embeddings_output={choice!r} (in a recipe: "
+            "backbone.output) is not one of them."
         )
 
     def call(self, inputs, training=None):

@@ -56,4 +56,9 @@ def _register_builtin_sources():
 
     from tfx_transfer.backbones import hub_audio
 
-    register_source("hub_audio", lambda c: hub_audio.build_hub_audio_backbone(c.name, pooling=c.pooling))
+    register_source(
+        "hub_audio",
+        lambda c: hub_audio.build_hub_audio_backbone(
+            c.name, embeddings_output=1 if c.output is None else c.output, pooling=c.pooling
+        ),
+    )
