@@ -99,6 +99,8 @@ def loss_and_metrics(kind: str, num_classes: int, label_smoothing: float = 0.0, 
 def encode_labels(kind: str, num_classes: int):
     """Maps the loaders' labels (int ids or multi-hot) to what the loss of `kind` takes."""
 
+    # Python-level branches only; AutoGraph would fail to convert the closure and warn.
+    @tf.autograph.experimental.do_not_convert
     def encode(inputs, labels):
         if kind == "multiclass":
             return inputs, tf.one_hot(tf.cast(labels, tf.int32), num_classes)
@@ -115,7 +117,8 @@ def batch_dataset(dataset, batch_size, kind, num_classes, shuffle_seed=None, shu
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)
     if augment is not None:
-        dataset = dataset.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+        augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
+        dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.map(encode_labels(kind, num_classes)).prefetch(tf.data.AUTOTUNE)
 
 
@@ -220,6 +223,7 @@ class PhaseRunner:
             epochs=phase.epochs,
             class_weight=self._class_weight(phase),
             callbacks=[backup, *self._callbacks(phase, has_validation=val is not None)],
+            shuffle=False,  # batch_dataset shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,
         )
         seconds = time.perf_counter() - start
