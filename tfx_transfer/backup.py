@@ -19,7 +19,8 @@ class EpochBackup(keras.callbacks.Callback):
     usable; the record keeps the finished epochs' logs, so the resumed run's history is
     complete; and a backup is written at most once per `min_interval_seconds`, so short
     epochs do not spend their time writing checkpoints (a kill loses at most that much
-    training). The directory is removed when `fit` ends normally.
+    training). The directory is removed when `fit` ends normally. With
+    `writes=False` (non-chief workers of a multi-worker run) it only restores.
 
     Example:
 
@@ -32,10 +33,11 @@ class EpochBackup(keras.callbacks.Callback):
     2
     """
 
-    def __init__(self, backup_dir, min_interval_seconds=60.0):
+    def __init__(self, backup_dir, min_interval_seconds=60.0, writes=True):
         super().__init__()
         self.backup_dir = backup_dir
         self.min_interval_seconds = min_interval_seconds
+        self.writes = writes
         self.history = {}
         self.initial_epoch = 0
 
@@ -55,14 +57,15 @@ class EpochBackup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         for key, value in (logs or {}).items():
             self.history.setdefault(key, []).append(float(value))
-        if time.monotonic() - self._last_backup >= self.min_interval_seconds:
+        if self.writes and time.monotonic() - self._last_backup >= self.min_interval_seconds:
             self._write(epoch + 1)
             self._last_backup = time.monotonic()
 
     def on_train_end(self, logs=None):
         # `fit` never clears it, so the next `fit` on this model would skip epochs.
         self.model._initial_epoch = None
-        shutil.rmtree(self.backup_dir, ignore_errors=True)
+        if self.writes:
+            shutil.rmtree(self.backup_dir, ignore_errors=True)
 
     def _write(self, epochs_done):
         os.makedirs(self.backup_dir, exist_ok=True)

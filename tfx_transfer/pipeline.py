@@ -24,7 +24,7 @@ import tensorflow as tf
 from tfx_transfer import data as data_lib
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
-from tfx_transfer.distribute import make_strategy, set_precision
+from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.model import build_model
@@ -79,8 +79,11 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     are skipped and the phase in progress continues from its last epoch.
     """
     run_dir = recipe.resolved_run_dir
-    _claim_run_dir(run_dir, recipe)
     start = time.perf_counter()
+    strategy = strategy or make_strategy(recipe.distribute)  # a multi-worker strategy precedes any TF op
+    chief = is_chief(strategy)
+    if chief:
+        _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
     model, splits = prepared.model, prepared.splits
     make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
@@ -107,12 +110,13 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         )
     else:
         metrics["test"] = None
-    keras_path = os.path.join(run_dir, "model.keras")
-    model.save(keras_path)
+    keras_path = os.path.join(run_dir, "model.keras") if chief else None
+    if chief:
+        model.save(keras_path)
     metrics["keras_file"] = keras_path
 
     export_dir = None
-    if recipe.export.enabled:
+    if recipe.export.enabled and chief:
         export_dir = export_saved_model(
             model,
             prepared.preprocessor,
@@ -131,7 +135,8 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-    _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    if chief:
+        _write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_transfer.backup import EpochBackup
+from tfx_transfer.distribute import is_chief
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
 
@@ -163,6 +164,7 @@ class PhaseRunner:
         self.model, self.head, self.backbone = model, head, backbone
         self.splits, self.recipe, self.run_dir = splits, recipe, run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
         self.augment = augment
         self.extra_callbacks = list(callbacks)
         self.num_classes = len(splits.class_names)
@@ -182,10 +184,11 @@ class PhaseRunner:
                 continue
             result = self.run_phase(phase)
             results.append(result)
-            os.makedirs(os.path.join(self.run_dir, "checkpoints"), exist_ok=True)
-            self.model.save_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
             state["completed"][phase.name] = dataclasses.asdict(result)
-            self._save_state(state)
+            if self.chief:
+                os.makedirs(os.path.join(self.run_dir, "checkpoints"), exist_ok=True)
+                self.model.save_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
+                self._save_state(state)
         return results
 
     def run_phase(self, phase) -> PhaseResult:
@@ -215,7 +218,9 @@ class PhaseRunner:
             f"{', '.join(freeze.trainable_blocks) or 'none'}; {trainable_params:,} trainable params"
             + ("; training the head on cached backbone features" if cached else "")
         )
-        backup = EpochBackup(os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds)
+        backup = EpochBackup(
+            os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
+        )
         start = time.perf_counter()
         trained.fit(
             train,
@@ -282,7 +287,7 @@ class PhaseRunner:
         callbacks = [
             keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name)),
             keras.callbacks.CSVLogger(os.path.join(self.run_dir, f"history_{phase.name}.csv"), append=True),
-        ]
+        ] if self.chief else []
         if has_validation and phase.early_stopping_patience is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
