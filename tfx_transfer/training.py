@@ -198,6 +198,8 @@ class PhaseRunner:
         cached = phase.cache_features and not freeze.trainable_layers and augment is None
         batch_size = self.recipe.data.batch_size
         train_set = self._features(self.splits.train, "train") if cached else self.splits.train
+        # A known length gives progress bars a total and spares Keras' "ran out of data" warning.
+        train_set = train_set.apply(tf.data.experimental.assert_cardinality(count_examples(train_set)))
         val_set = None
         if self.splits.validation is not None:
             val_set = self._features(self.splits.validation, "validation") if cached else self.splits.validation
@@ -206,7 +208,7 @@ class PhaseRunner:
             shuffle_seed=self.recipe.seed, shuffle_buffer=self.recipe.data.shuffle_buffer, augment=augment,
         )
         val = batch_dataset(val_set, batch_size, self.kind, self.num_classes) if val_set is not None else None
-        steps = max(1, math.ceil(count_examples(train_set) / batch_size))
+        steps = max(1, math.ceil(int(train_set.cardinality()) / batch_size))
         with self.strategy.scope():
             trained = self._head_on_features() if cached else self.model
             loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
