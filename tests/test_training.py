@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -244,3 +245,17 @@ def test_binary_and_multilabel_heads_train(tmp_path):
         (result,) = PhaseRunner(model, head, backbone, splits, recipe, recipe.run_dir).run()
         assert np.isfinite(result.history["loss"]).all()
         assert model.output.shape[-1] == (1 if kind == "binary" else 2)
+
+
+def test_datasets_of_unknown_length_train_without_running_out_of_data(tmp_path):
+    splits = _splits()
+    keep_all = lambda x, y: True  # noqa: E731  (a filter: the length becomes unknown, as for text)
+    splits = DataSplits(splits.train.filter(keep_all), splits.validation.filter(keep_all), None, splits.class_names)
+    recipe = _recipe(tmp_path, [{"name": "tune", "epochs": 2, "freeze": {"trainable": "all"}}])
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        (result,) = PhaseRunner(model, head, backbone, splits, recipe, recipe.run_dir).run()
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    assert result.epochs_run == 2

@@ -128,6 +128,12 @@ def count_examples(dataset) -> int:
     return n if n >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
+def with_length(dataset):
+    """`dataset` with its length known, so that progress bars have a total and Keras does not warn
+    "Your input ran out of data" at the end of the first epoch of a dataset of unknown length."""
+    return dataset.apply(tf.data.experimental.assert_cardinality(count_examples(dataset)))
+
+
 def balanced_class_weights(dataset, num_classes: int) -> dict[int, float]:
     """`n / (k * count_c)` per class, as scikit-learn's `class_weight="balanced"`."""
     counts = np.zeros(num_classes, dtype=np.int64)
@@ -197,12 +203,12 @@ class PhaseRunner:
         augment = self.augment if phase.augment else None
         cached = phase.cache_features and not freeze.trainable_layers and augment is None
         batch_size = self.recipe.data.batch_size
-        train_set = self._features(self.splits.train, "train") if cached else self.splits.train
-        # A known length gives progress bars a total and spares Keras' "ran out of data" warning.
-        train_set = train_set.apply(tf.data.experimental.assert_cardinality(count_examples(train_set)))
+        train_set = with_length(self._features(self.splits.train, "train") if cached else self.splits.train)
         val_set = None
         if self.splits.validation is not None:
-            val_set = self._features(self.splits.validation, "validation") if cached else self.splits.validation
+            val_set = with_length(
+                self._features(self.splits.validation, "validation") if cached else self.splits.validation
+            )
         train = batch_dataset(
             train_set, batch_size, self.kind, self.num_classes,
             shuffle_seed=self.recipe.seed, shuffle_buffer=self.recipe.data.shuffle_buffer, augment=augment,
