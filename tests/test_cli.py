@@ -114,3 +114,38 @@ def test_rerun_resumes_and_refuses_a_different_recipe_in_the_same_run_dir(traine
     assert "phase 'head' already completed" in out and "phase 'fine_tune' already completed" in out
     assert main(["train", str(recipe), "--set", "phases.0.epochs=3"]) == 2
     assert "different recipe" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_resumes_after_its_last_backup(tmp_path):
+    """A real `kill -9` in the middle of a phase: the re-run continues, nothing is lost or repeated."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "tfx_transfer.cli", "train", "recipes/smoke_synthetic.yaml",
+        "--set", f"run_dir={run_dir}", "--set", "export.enabled=false", "--set", "backup_interval_seconds=0",
+        "--set", "phases=[{name: head, epochs: 12, cache_features: false, early_stopping_patience: null}]",
+    ]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    first = subprocess.Popen(command, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    record = run_dir / "backup" / "head" / "backup.json"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and first.poll() is None:
+        if record.exists() and json.loads(record.read_text())["epoch"] >= 2:
+            break
+        time.sleep(0.05)
+    assert first.poll() is None, "the first run ended before it could be killed:\n" + first.communicate()[0][-2000:]
+    first.send_signal(signal.SIGKILL)
+    first.communicate()
+    backed_up = json.loads(record.read_text())["epoch"]
+    assert not (run_dir / "metrics.json").exists()
+
+    second = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    resumed_at = int(second.stdout.split("resuming after epoch ")[1].split()[0])
+    assert resumed_at >= backed_up
+    (phase,) = json.loads((run_dir / "metrics.json").read_text())["phases"]
+    assert phase["epochs_run"] == 12 and len(phase["history"]["loss"]) == 12
+    assert second.stdout.count("Epoch ") == 12 - resumed_at
