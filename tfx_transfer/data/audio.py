@@ -205,22 +205,19 @@ class AudioPreprocessor:
 
     def raw_to_windows(self, raw):
         """tf.string `[B]` of WAV files -> (windows `[N, clip_samples]`, clip index `[N]` of each window)."""
-        windows = tf.map_fn(
-            lambda b: self.split_windows(self.decode(b)),
-            raw,
-            fn_output_signature=tf.RaggedTensorSpec([None, self.clip_samples], tf.float32, ragged_rank=0),
-        )
-        return windows.values, windows.value_rowids()
+        return self._all_windows(lambda b: self.split_windows(self.decode(b)), raw)
 
     def tensor_to_inputs(self, tensor):
         return tf.cast(tensor, tf.float32)
 
     def tensor_to_windows(self, tensor):
         """float32 `[B, samples]` (any length) -> (windows `[N, clip_samples]`, clip index `[N]`)."""
-        tensor = tf.cast(tensor, tf.float32)
+        return self._all_windows(self.split_windows, tf.cast(tensor, tf.float32))
+
+    def _all_windows(self, clip_to_windows, batch):
         windows = tf.map_fn(
-            self.split_windows,
-            tensor,
+            clip_to_windows,
+            batch,
             fn_output_signature=tf.RaggedTensorSpec([None, self.clip_samples], tf.float32, ragged_rank=0),
         )
         return windows.values, windows.value_rowids()
