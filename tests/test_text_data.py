@@ -43,6 +43,8 @@ def test_folder_source_sorted_classes_stratified_split_and_skips(backbone, tmp_p
         "token_ids": (tf.int32, (16,)), "padding_mask": (tf.int32, (16,)), "segment_ids": (tf.int32, (16,)),
     }
     assert label.dtype == tf.int32
+    # Lengths are known without a pass over the data (progress bars, no "ran out of data").
+    assert int(splits.test.cardinality()) == 12 == len(list(splits.test))
     def test_split(data):
         return [(x["token_ids"].tolist(), int(y)) for x, y in data.test.as_numpy_iterator()]
 

@@ -444,4 +444,5 @@ def tokenized_dataset(texts, labels, preprocessor: TextPreprocessor, batch_size:
         ds.batch(batch_size)
         .map(lambda text, y: (preprocessor.raw_to_inputs(text), y), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
+        .apply(tf.data.experimental.assert_cardinality(len(texts)))  # unbatch forgets the length
     )
