@@ -45,6 +45,7 @@ class EpochBackup(keras.callbacks.Callback):
         record = self._read_record()
         self.history = {key: list(values) for key, values in record.get("history", {}).items()}
         self.initial_epoch = record.get("epoch", 0)
+        self._weights_file = record.get("weights")
         if record:
             if self.model.optimizer is not None and not self.model.optimizer.built:
                 self.model.optimizer.build(self.model.trainable_variables)
@@ -69,13 +70,14 @@ class EpochBackup(keras.callbacks.Callback):
 
     def _write(self, epochs_done):
         os.makedirs(self.backup_dir, exist_ok=True)
-        previous = self._read_record().get("weights")
+        previous = self._weights_file
         weights = f"epoch-{epochs_done}.weights.h5"
         self.model.save_weights(os.path.join(self.backup_dir, weights))
         record_path = os.path.join(self.backup_dir, RECORD)
         with open(record_path + ".tmp", "w", encoding="utf-8") as f:
             json.dump({"epoch": epochs_done, "weights": weights, "history": self.history}, f)
         os.replace(record_path + ".tmp", record_path)
+        self._weights_file = weights
         if previous and previous != weights:
             os.remove(os.path.join(self.backup_dir, previous))
 
