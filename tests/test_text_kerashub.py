@@ -13,7 +13,9 @@ from tfx_transfer.backbones.kerashub import SequencePooling, build_kerashub_back
 from tfx_transfer.backbones.packaged import build_packaged
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.freezing import apply_freeze_policy
-from tfx_transfer.recipe import BackboneConfig, FreezeConfig
+from tfx_transfer.frozen_prefix import split_before_trainable
+from tfx_transfer.model import build_model
+from tfx_transfer.recipe import BackboneConfig, FreezeConfig, HeadConfig
 
 REFERENCE = json.loads((pathlib.Path(__file__).parent / "data" / "minilm_reference.json").read_text())
 
@@ -93,6 +95,31 @@ def test_partial_unfreeze_trains_only_the_unfrozen_transformer_layer(tiny_preset
     model.fit(features, labels, epochs=2, verbose=0)
     np.testing.assert_array_equal(backbone.model.get_layer("transformer_layer_0").weights[0].numpy(), frozen)
     assert not np.allclose(backbone.model.get_layer("transformer_layer_1").weights[0].numpy(), tuned)
+
+
+def test_cut_before_the_last_transformer_layer_carries_the_padding_mask(tiny_preset, tmp_path):
+    backbone = build_kerashub_backbone(tiny_preset, sequence_length=16)
+    split = split_before_trainable(backbone, apply_freeze_policy(backbone, FreezeConfig(last_blocks=1)).trainable_layers)
+    assert split.frozen_blocks == ("embeddings", "transformer_layer_0")
+    assert [t._keras_history.operation.name for t in split.prefix.outputs] == ["transformer_layer_0", "padding_mask"]
+    features = _numeric(backbone.preprocessor(tf.constant(["the cat sat", "goal match team score vote party"])))
+    assert split.bytes_per_example({k: v[:1] for k, v in features.items()}) == 16 * 16 * 4 + 16 * 4
+    np.testing.assert_allclose(
+        split.suffix(split.prefix(features)), backbone.model(features), rtol=1e-5, atol=1e-6
+    )
+    model, _ = build_model(backbone, 3, HeadConfig())
+    model.save(tmp_path / "after_split.keras")  # the cut leaves the backbone's graph intact
+
+
+def test_keras_model_from_an_input_and_intermediate_tensors_still_corrupts_the_input(tiny_preset):
+    """Pins the Keras 3.15.1 bug `frozen_prefix._replay_after` avoids: when this fails, Keras
+    is fixed and `_replay_after` can become `keras.Model(boundary, model.output)`."""
+    model = build_kerashub_backbone(tiny_preset, sequence_length=16).model
+    mask = model.get_layer("padding_mask").output
+    keras.Model([model.get_layer("transformer_layer_0").output, mask], model.output)
+    assert mask._keras_history.node_index == 1
+    with pytest.raises(RuntimeError, match="could not find node key"):
+        model.get_config()
 
 
 def test_long_text_is_truncated_and_registry_builds_kerashub(tiny_preset):

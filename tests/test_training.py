@@ -1,5 +1,6 @@
 """The phase runner: feature caching gives the same head, phases resume, schedules and class weights."""
 
+import dataclasses
 import json
 import os
 import warnings
@@ -259,3 +260,61 @@ def test_datasets_of_unknown_length_train_without_running_out_of_data(tmp_path):
         (result,) = PhaseRunner(model, head, backbone, splits, recipe, recipe.run_dir).run()
     assert not [w for w in caught if "ran out of data" in str(w.message)]
     assert result.epochs_run == 2
+
+
+def _two_phases_weights(tmp_path, jit_compile):
+    keras.utils.set_random_seed(3)
+    recipe = _recipe(
+        tmp_path / f"jit_{jit_compile}",
+        [{"name": "head", "epochs": 2},
+         {"name": "tune", "epochs": 1, "freeze": {"last_blocks": 1}, "cache_features": False}],
+        dropout=0.0,
+    )
+    recipe = dataclasses.replace(recipe, distribute=dataclasses.replace(recipe.distribute, jit_compile=jit_compile))
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    return model, [w.numpy() for w in model.weights], results
+
+
+def test_jit_compile_trains_both_phases_with_xla_to_the_same_weights(tmp_path):
+    eager_model, eager_weights, _ = _two_phases_weights(tmp_path, False)
+    xla_model, xla_weights, results = _two_phases_weights(tmp_path, True)
+    assert (eager_model.jit_compile, xla_model.jit_compile) == (False, True)
+    assert [r.cached_features for r in results] == [True, False]
+    for eager, xla in zip(eager_weights, xla_weights):
+        np.testing.assert_allclose(eager, xla, atol=1e-4, rtol=1e-3)
+
+
+def _fine_tuned(tmp_path, cache_features, cache_limit_mb=1024.0):
+    keras.utils.set_random_seed(5)
+    recipe = _recipe(
+        tmp_path / f"prefix_{cache_features}_{cache_limit_mb}",
+        [{"name": "head", "epochs": 1},
+         {"name": "tune", "epochs": 2, "freeze": {"last_blocks": 2}, "cache_features": cache_features}],
+        dropout=0.0,
+    )
+    recipe = dataclasses.replace(recipe, cache_limit_mb=cache_limit_mb)
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    stem = backbone.model.get_layer("stem_conv").get_weights()[0].copy()
+    results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    np.testing.assert_array_equal(backbone.model.get_layer("stem_conv").get_weights()[0], stem)
+    return [w.numpy() for w in model.weights], results[-1]
+
+
+def test_fine_tuning_on_cached_frozen_blocks_gives_the_same_weights(tmp_path):
+    cached, cached_result = _fine_tuned(tmp_path, True)
+    uncached, uncached_result = _fine_tuned(tmp_path, False)
+    assert cached_result.cached_frozen_blocks == ["stem", "conv1_block1", "conv2_block1"]
+    assert cached_result.trainable_blocks == ["conv3_block1", "top"]
+    assert uncached_result.cached_frozen_blocks == []
+    for a, b in zip(cached, uncached):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(cached_result.history["val_loss"], uncached_result.history["val_loss"], rtol=1e-4)
+
+
+def test_frozen_block_outputs_over_the_cache_limit_are_not_cached(tmp_path, capsys):
+    _, result = _fine_tuned(tmp_path, True, cache_limit_mb=0.1)
+    assert result.cached_frozen_blocks == []
+    assert "over recipe.cache_limit_mb=0.1" in capsys.readouterr().out

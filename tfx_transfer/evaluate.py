@@ -6,28 +6,31 @@ import tensorflow as tf
 from tfx_transfer.heads import class_probabilities
 
 
-def predict_dataset(model, dataset, batch_size: int):
-    """`(outputs, labels)` as NumPy arrays for an unbatched `(inputs, label)` dataset, in one pass.
+def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
+    """`(outputs, labels)` of an unbatched `(inputs, label)` dataset, in one pass, as NumPy arrays.
+
+    `outputs` has the structure of the model's output (e.g. a list of arrays).
 
     One pass matters: reading the dataset twice (once for `predict`, once for
-    the labels) would decode every image or WAV file twice.
+    the labels) would decode every image or WAV file twice. `jit_compile`
+    compiles the forward step with XLA.
     """
-    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True, jit_compile=jit_compile)
     outputs, labels = [], []
     for x, y in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
-        outputs.append(np.asarray(step(x)))
+        outputs.append(tf.nest.map_structure(np.asarray, step(x)))
         labels.append(y.numpy())
-    return np.concatenate(outputs), np.concatenate(labels)
+    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
 
 
-def predict_probabilities(model, dataset, batch_size: int, kind: str, clip_ids=None):
+def predict_probabilities(model, dataset, batch_size: int, kind: str, clip_ids=None, jit_compile: bool = False):
     """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset.
 
     With `clip_ids` (the source clip of each example, e.g. the windows of a long
     audio file), the probabilities of one clip's examples are averaged into one
     row per clip, as the exported model does.
     """
-    outputs, labels = predict_dataset(model, dataset, batch_size)
+    outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile)
     probabilities = np.asarray(class_probabilities(outputs, kind))
     if clip_ids is None:
         return probabilities, labels

@@ -103,7 +103,8 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     }
     if splits.test is not None:
         probabilities, labels = predict_probabilities(
-            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_clip_ids
+            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_clip_ids,
+            recipe.distribute.jit_compile,
         )
         metrics["test"] = classification_report(
             probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold

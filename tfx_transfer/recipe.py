@@ -189,12 +189,18 @@ def default_phases() -> list[PhaseConfig]:
 
 @dataclasses.dataclass
 class DistributeConfig:
-    """The `tf.distribute` strategy and numeric precision to train under."""
+    """The `tf.distribute` strategy, numeric precision and compiler to train under.
+
+    `jit_compile: true` compiles training, feature-caching and evaluation steps
+    with XLA. Keras turns XLA off on machines without an accelerator; on CPU it
+    still speeds up transformer encoders about 1.4x (benchmarks/RESULTS.md).
+    """
 
     strategy: Literal["default", "one_device", "mirrored", "multi_worker", "tpu"] = "default"
     devices: list[str] = dataclasses.field(default_factory=list)
     tpu: str | None = None
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    jit_compile: bool = False
 
 
 @dataclasses.dataclass
@@ -219,6 +225,9 @@ class Recipe:
     # A running phase is backed up at an epoch end when this long has passed since the last
     # backup (0: after every epoch); a killed run resumes from the last backup.
     backup_interval_seconds: float = 60.0
+    # A fine-tuning phase without augmentation trains on cached outputs of its frozen blocks when
+    # they take at most this many MB per split; otherwise it runs the frozen blocks every epoch.
+    cache_limit_mb: float = 1024.0
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     head: HeadConfig = dataclasses.field(default_factory=HeadConfig)

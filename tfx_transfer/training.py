@@ -22,6 +22,7 @@ from tfx_transfer.backup import EpochBackup
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
+from tfx_transfer.frozen_prefix import split_before_trainable
 
 
 @keras.saving.register_keras_serializable(package="tfx_transfer")
@@ -155,6 +156,7 @@ class PhaseResult:
     cached_features: bool
     trainable_blocks: list
     trainable_params: int
+    cached_frozen_blocks: list = dataclasses.field(default_factory=list)
 
 
 class PhaseRunner:
@@ -201,14 +203,18 @@ class PhaseRunner:
         with self.strategy.scope():
             freeze = apply_freeze_policy(self.backbone, phase.freeze)
         augment = self.augment if phase.augment else None
-        cached = phase.cache_features and not freeze.trainable_layers and augment is None
+        reuse = phase.cache_features and augment is None
+        cached = reuse and not freeze.trainable_layers
+        prefix = self._frozen_prefix(freeze) if reuse and freeze.trainable_layers else None
+        if cached:
+            train_set, val_set = self._cached(self._pooled_features_model, "features")
+        elif prefix:
+            train_set, val_set = self._cached(lambda: prefix.prefix, prefix.frozen_blocks)
+        else:
+            train_set, val_set = self.splits.train, self.splits.validation
+        train_set = with_length(train_set)
+        val_set = with_length(val_set) if val_set is not None else None
         batch_size = self.recipe.data.batch_size
-        train_set = with_length(self._features(self.splits.train, "train") if cached else self.splits.train)
-        val_set = None
-        if self.splits.validation is not None:
-            val_set = with_length(
-                self._features(self.splits.validation, "validation") if cached else self.splits.validation
-            )
         train = batch_dataset(
             train_set, batch_size, self.kind, self.num_classes,
             shuffle_seed=self.recipe.seed, shuffle_buffer=self.recipe.data.shuffle_buffer, augment=augment,
@@ -216,15 +222,24 @@ class PhaseRunner:
         val = batch_dataset(val_set, batch_size, self.kind, self.num_classes) if val_set is not None else None
         steps = max(1, math.ceil(int(train_set.cardinality()) / batch_size))
         with self.strategy.scope():
-            trained = self._head_on_features() if cached else self.model
+            if cached:
+                trained = self._head_on_features()
+            elif prefix:
+                trained = self._model_on_prefix(prefix)
+            else:
+                trained = self.model
             loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
-            trained.compile(optimizer=make_optimizer(phase, steps), loss=loss, metrics=metrics)
+            trained.compile(
+                optimizer=make_optimizer(phase, steps), loss=loss, metrics=metrics,
+                jit_compile=self.recipe.distribute.jit_compile,
+            )
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
         print(
             f"[tfx-transfer] phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
             f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
             f"{', '.join(freeze.trainable_blocks) or 'none'}; {trainable_params:,} trainable params"
             + ("; training the head on cached backbone features" if cached else "")
+            + (f"; training on cached outputs of the frozen blocks {_span(prefix.frozen_blocks)}" if prefix else "")
         )
         backup = EpochBackup(
             os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
@@ -248,6 +263,7 @@ class PhaseRunner:
             cached_features=cached,
             trainable_blocks=list(freeze.trainable_blocks),
             trainable_params=trainable_params,
+            cached_frozen_blocks=list(prefix.frozen_blocks) if prefix else [],
         )
 
     def _head_on_features(self) -> keras.Model:
@@ -258,21 +274,59 @@ class PhaseRunner:
             return self.head
         return keras.Model(pool.output, self.head.output, name="head_on_features")
 
-    def _features(self, dataset, split):
-        """Backbone (+ pooling) outputs for `dataset`, computed once per split and kept in memory."""
-        if split not in self._feature_cache:
-            with self.strategy.scope():
-                extractor = keras.Model(self.model.input, self._pooled_features_tensor())
-            self._feature_cache[split] = predict_dataset(extractor, dataset, self.recipe.data.batch_size)
-        features, labels = self._feature_cache[split]
-        return tf.data.Dataset.from_tensor_slices((features, labels))
+    def _cached(self, make_extractor, key):
+        """Train and validation sets of `make_extractor()`'s outputs, each computed once per `key`.
 
-    def _pooled_features_tensor(self):
+        Only the latest key's outputs are kept besides the pooled features: a phase's frozen-block
+        outputs can be large, and the next phase usually freezes different blocks.
+        """
+        for stale in [k for k in self._feature_cache if k[1] not in (key, "features")]:
+            del self._feature_cache[stale]
+        sets = []
+        for split, dataset in (("train", self.splits.train), ("validation", self.splits.validation)):
+            if dataset is None:
+                sets.append(None)
+                continue
+            if (split, key) not in self._feature_cache:
+                with self.strategy.scope():
+                    extractor = make_extractor()
+                self._feature_cache[(split, key)] = predict_dataset(
+                    extractor, dataset, self.recipe.data.batch_size, self.recipe.distribute.jit_compile
+                )
+            outputs, labels = self._feature_cache[(split, key)]
+            outputs = tuple(outputs) if isinstance(outputs, list) else outputs  # tf.data stacks lists
+            sets.append(tf.data.Dataset.from_tensor_slices((outputs, labels)))
+        return sets
+
+    def _pooled_features_model(self) -> keras.Model:
         backbone_out = self.model.get_layer("backbone").output
         try:
-            return self.head.get_layer("pool")(backbone_out)
+            pooled = self.head.get_layer("pool")(backbone_out)
         except ValueError:
-            return backbone_out
+            pooled = backbone_out
+        return keras.Model(self.model.input, pooled)
+
+    def _frozen_prefix(self, freeze):
+        """The backbone cut before its first trainable block, if there is a prefix worth caching."""
+        prefix = split_before_trainable(self.backbone, freeze.trainable_layers)
+        if prefix is None:
+            return None
+        example, _ = next(iter(self.splits.train.batch(1)))
+        examples = max(count_examples(d) for d in (self.splits.train, self.splits.validation) if d is not None)
+        megabytes = prefix.bytes_per_example(example) * examples / 2**20
+        if megabytes > self.recipe.cache_limit_mb:
+            print(
+                f"[tfx-transfer] not caching the outputs of frozen blocks {_span(prefix.frozen_blocks)}: "
+                f"{megabytes:,.0f} MB per split is over recipe.cache_limit_mb={self.recipe.cache_limit_mb:g}; "
+                "the frozen blocks run in every epoch."
+            )
+            return None
+        return prefix
+
+    def _model_on_prefix(self, prefix) -> keras.Model:
+        """Trainable blocks plus head, on the frozen prefix's outputs; shares layers with the model."""
+        inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in prefix.prefix.outputs]
+        return keras.Model(inputs, self.head(prefix.suffix(inputs)), name="trainable_part")
 
     def _class_weight(self, phase):
         if phase.class_weight is None:
@@ -321,3 +375,7 @@ class PhaseRunner:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(state, f, indent=2)
         os.replace(tmp, self._state_path())
+
+
+def _span(blocks) -> str:
+    return blocks[0] if len(blocks) == 1 else f"{blocks[0]}..{blocks[-1]}"

@@ -1,0 +1,105 @@
+"""Cuts a backbone before its first trainable block, so fine-tuning can train on cached activations.
+
+When a phase fine-tunes only the last blocks of a backbone and nothing changes
+its inputs from epoch to epoch (no augmentation), the frozen blocks before them
+compute the same activations in every epoch. Running them once and training the
+rest on their outputs gives the same gradients for the trainable weights at a
+fraction of the cost per epoch. The frozen prefix runs in inference mode, as
+frozen backbones do in phase 1: its dropout is off and BatchNormalization uses
+its moving statistics.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from tfx_transfer.backbones.base import Backbone
+
+
+@dataclasses.dataclass
+class FrozenPrefix:
+    """A backbone split at a block boundary: `prefix` (frozen) then `suffix` (trains).
+
+    `prefix` maps the backbone's inputs to the boundary tensors (every tensor
+    that a later block reads from an earlier one or from the inputs, e.g. the
+    hidden states and the padding mask of a transformer); `suffix` maps those
+    tensors to the backbone's output and shares its layers with the backbone.
+    """
+
+    prefix: keras.Model
+    suffix: keras.Model
+    frozen_blocks: tuple[str, ...]
+
+    def bytes_per_example(self, example) -> int:
+        """Memory the boundary tensors of one example take; `example` is a batch of one input."""
+        return sum(np.asarray(t).nbytes for t in self.prefix(example, training=False))
+
+
+def split_before_trainable(backbone: Backbone, trainable_layers) -> FrozenPrefix | None:
+    """The backbone cut before the first block holding a trainable layer, or None.
+
+    None when there is nothing to cut off: the first block trains, or no block
+    does (a fully frozen backbone is cached whole, as features).
+
+    >>> from tfx_transfer.backbones.keras_apps import build_keras_app
+    >>> from tfx_transfer.freezing import apply_freeze_policy
+    >>> from tfx_transfer.recipe import FreezeConfig
+    >>> backbone = build_keras_app("MobileNetV2", weights=None, image_size=(32, 32))
+    >>> freeze = apply_freeze_policy(backbone, FreezeConfig(last_blocks=2))
+    >>> split = split_before_trainable(backbone, freeze.trainable_layers)
+    >>> split.frozen_blocks[-1], [t.shape for t in split.prefix.outputs]
+    ('block_15', [(None, 1, 1, 160)])
+    """
+    trainable = set(trainable_layers)
+    first = next((i for i, b in enumerate(backbone.blocks) if trainable.intersection(b.layers)), None)
+    if not first:
+        return None
+    frozen_layers = {name for block in backbone.blocks[:first] for name in block.layers}
+    model = backbone.model
+    model_nodes = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
+    boundary, seen = [], set()
+    for layer in model.layers:
+        if layer.name in frozen_layers:
+            continue
+        for node in layer._inbound_nodes:
+            if id(node) not in model_nodes:  # a call of a shared layer outside this model
+                continue
+            for tensor in node.input_tensors:
+                producer = tensor._keras_history.operation
+                if producer.name in frozen_layers and id(tensor) not in seen:
+                    seen.add(id(tensor))
+                    boundary.append(tensor)
+    if not boundary:
+        return None
+    return FrozenPrefix(
+        prefix=keras.Model(model.inputs, boundary, name=f"{model.name}_frozen_prefix"),
+        suffix=_replay_after(model, boundary, frozen_layers),
+        frozen_blocks=tuple(b.name for b in backbone.blocks[:first]),
+    )
+
+
+def _replay_after(model: keras.Model, boundary, skipped_layers) -> keras.Model:
+    """A model from new inputs standing for `boundary` to `model.output`, calling `model`'s own layers.
+
+    Not `keras.Model(boundary, model.output)`: in Keras 3.15.1 that clones the graph
+    (`functional.clone_graph_nodes`) and, when a boundary tensor is one of `model`'s
+    `keras.Input`s (a transformer's padding mask), re-points that input at the clone's
+    node, after which `model` can no longer be saved ("could not find node key").
+    tests/test_text_kerashub.py pins the bug.
+    """
+    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=f"{model.name}_boundary_{i}") for i, t in enumerate(boundary)]
+    tensors = {id(old): new for old, new in zip(boundary, inputs)}
+
+    def replace(value):
+        return tensors.get(id(value), value) if isinstance(value, keras.KerasTensor) else value
+
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            if node.is_input or node.operation.name in skipped_layers:
+                continue
+            args = keras.tree.map_structure(replace, node.arguments.args)
+            kwargs = keras.tree.map_structure(replace, node.arguments.kwargs)
+            for old, new in zip(keras.tree.flatten(node.outputs), keras.tree.flatten(node.operation(*args, **kwargs))):
+                tensors[id(old)] = new
+    return keras.Model(inputs, keras.tree.map_structure(replace, model.output), name=f"{model.name}_trainable_suffix")
