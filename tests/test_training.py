@@ -14,6 +14,8 @@ from conftest import tiny_resnet
 from tfx_transfer.data.base import DataSplits
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import FreezeConfig, PhaseConfig, recipe_from_dict
+from tfx_transfer import training
+from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.training import PhaseRunner, WarmupDecay, balanced_class_weights
 
 
@@ -88,7 +90,7 @@ def test_finished_phases_are_skipped_on_resume(tmp_path):
     calls = []
     runner2 = PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir)
     original = runner2.run_phase
-    runner2.run_phase = lambda phase: calls.append(phase.name) or original(phase)
+    runner2.run_phase = lambda phase, next_phase=None: calls.append(phase.name) or original(phase, next_phase)
     results = runner2.run()
     assert calls == ["fine_tune"]
     assert [r.name for r in results] == ["head", "fine_tune"]
@@ -97,10 +99,10 @@ def test_finished_phases_are_skipped_on_resume(tmp_path):
 
 
 def _fail_after_first(run_phase):
-    def wrapped(phase):
+    def wrapped(phase, next_phase=None):
         if phase.name != "head":
             raise KeyboardInterrupt
-        return run_phase(phase)
+        return run_phase(phase, next_phase)
 
     return wrapped
 
@@ -298,7 +300,11 @@ def _fine_tuned(tmp_path, cache_features, cache_limit_mb=1024.0):
     backbone = tiny_resnet()
     model, head = build_model(backbone, 3, recipe.head)
     stem = backbone.model.get_layer("stem_conv").get_weights()[0].copy()
-    results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    passes = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(training, "predict_dataset", lambda *a: passes.append(a[0].name) or predict_dataset(*a))
+        results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    results[-1].passes = passes
     np.testing.assert_array_equal(backbone.model.get_layer("stem_conv").get_weights()[0], stem)
     return [w.numpy() for w in model.weights], results[-1]
 
@@ -309,6 +315,9 @@ def test_fine_tuning_on_cached_frozen_blocks_gives_the_same_weights(tmp_path):
     assert cached_result.cached_frozen_blocks == ["stem", "conv1_block1", "conv2_block1"]
     assert cached_result.trainable_blocks == ["conv3_block1", "top"]
     assert uncached_result.cached_frozen_blocks == []
+    # Phase 1 computed its features through the frozen blocks phase 2 trains on: each split passes
+    # through them once (then through the rest, for the features), not once per phase.
+    assert cached_result.passes == ["tiny_resnet_frozen_prefix"] * 2 + ["features_on_prefix"] * 2
     for a, b in zip(cached, uncached):
         np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-4)
     np.testing.assert_allclose(cached_result.history["val_loss"], uncached_result.history["val_loss"], rtol=1e-4)

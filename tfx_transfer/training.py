@@ -182,7 +182,7 @@ class PhaseRunner:
     def run(self) -> list[PhaseResult]:
         state = self._load_state()
         results = []
-        for phase in self.recipe.phases:
+        for index, phase in enumerate(self.recipe.phases):
             done = state["completed"].get(phase.name)
             if done:
                 self.model.load_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
@@ -190,7 +190,7 @@ class PhaseRunner:
                 results.append(PhaseResult(**done))
                 print(f"[tfx-transfer] phase {phase.name!r} already completed in {self.run_dir}: skipped.")
                 continue
-            result = self.run_phase(phase)
+            result = self.run_phase(phase, next(iter(self.recipe.phases[index + 1:]), None))
             results.append(result)
             state["completed"][phase.name] = dataclasses.asdict(result)
             if self.chief:
@@ -199,15 +199,23 @@ class PhaseRunner:
                 self._save_state(state)
         return results
 
-    def run_phase(self, phase) -> PhaseResult:
+    def run_phase(self, phase, next_phase=None) -> PhaseResult:
+        """Trains one phase. With `next_phase`, a frozen backbone's features are computed through
+        the frozen blocks `next_phase` will train on, so that their outputs are computed only once."""
         with self.strategy.scope():
+            ahead = self._frozen_prefix_of(next_phase) if next_phase else None
             freeze = apply_freeze_policy(self.backbone, phase.freeze)
         augment = self.augment if phase.augment else None
-        reuse = phase.cache_features and augment is None
-        cached = reuse and not freeze.trainable_layers
-        prefix = self._frozen_prefix(freeze) if reuse and freeze.trainable_layers else None
-        if cached:
-            train_set, val_set = self._cached(self._pooled_features_model, "features")
+        cached = self._reuses_outputs(phase) and not freeze.trainable_layers
+        prefix = self._frozen_prefix(freeze) if self._reuses_outputs(phase) and freeze.trainable_layers else None
+        self._drop_cached_except({"features"} | {p.frozen_blocks for p in (ahead, prefix) if p})
+        if cached and ahead:
+            self._cached(lambda: ahead.prefix, ahead.frozen_blocks)
+            train_set, val_set = self._cached(
+                lambda: self._on_prefix(ahead, self._pooled, "features_on_prefix"), "features", source=ahead.frozen_blocks
+            )
+        elif cached:
+            train_set, val_set = self._cached(self._features_model, "features")
         elif prefix:
             train_set, val_set = self._cached(lambda: prefix.prefix, prefix.frozen_blocks)
         else:
@@ -225,7 +233,7 @@ class PhaseRunner:
             if cached:
                 trained = self._head_on_features()
             elif prefix:
-                trained = self._model_on_prefix(prefix)
+                trained = self._on_prefix(prefix, self.head, "trainable_part")
             else:
                 trained = self.model
             loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
@@ -274,16 +282,16 @@ class PhaseRunner:
             return self.head
         return keras.Model(pool.output, self.head.output, name="head_on_features")
 
-    def _cached(self, make_extractor, key):
-        """Train and validation sets of `make_extractor()`'s outputs, each computed once per `key`.
+    def _reuses_outputs(self, phase) -> bool:
+        """Whether the phase may train on cached outputs of frozen layers: its inputs never change."""
+        return phase.cache_features and not (self.augment is not None and phase.augment)
 
-        Only the latest key's outputs are kept besides the pooled features: a phase's frozen-block
-        outputs can be large, and the next phase usually freezes different blocks.
-        """
-        for stale in [k for k in self._feature_cache if k[1] not in (key, "features")]:
-            del self._feature_cache[stale]
+    def _cached(self, make_extractor, key, source=None):
+        """Train and validation sets of `make_extractor()`'s outputs, computed once per `key`, from
+        the splits or from the cached outputs under `source`."""
         sets = []
-        for split, dataset in (("train", self.splits.train), ("validation", self.splits.validation)):
+        for split in ("train", "validation"):
+            dataset = self._cached_dataset(split, source) if source else getattr(self.splits, split)
             if dataset is None:
                 sets.append(None)
                 continue
@@ -293,18 +301,37 @@ class PhaseRunner:
                 self._feature_cache[(split, key)] = predict_dataset(
                     extractor, dataset, self.recipe.data.batch_size, self.recipe.distribute.jit_compile
                 )
-            outputs, labels = self._feature_cache[(split, key)]
-            outputs = tuple(outputs) if isinstance(outputs, list) else outputs  # tf.data stacks lists
-            sets.append(tf.data.Dataset.from_tensor_slices((outputs, labels)))
+            sets.append(self._cached_dataset(split, key))
         return sets
 
-    def _pooled_features_model(self) -> keras.Model:
-        backbone_out = self.model.get_layer("backbone").output
+    def _cached_dataset(self, split, key):
+        if (split, key) not in self._feature_cache:
+            return None
+        outputs, labels = self._feature_cache[(split, key)]
+        outputs = tuple(outputs) if isinstance(outputs, list) else outputs  # tf.data stacks lists
+        return tf.data.Dataset.from_tensor_slices((outputs, labels))
+
+    def _drop_cached_except(self, keys):
+        """Frees cached outputs no current or next phase uses (frozen-block outputs can be large)."""
+        for stale in [k for k in self._feature_cache if k[1] not in keys]:
+            del self._feature_cache[stale]
+
+    def _features_model(self) -> keras.Model:
+        return keras.Model(self.model.input, self._pooled(self.model.get_layer("backbone").output), name="features")
+
+    def _pooled(self, backbone_output):
+        """The head's parameter-free pooling of backbone outputs, if it has one."""
         try:
-            pooled = self.head.get_layer("pool")(backbone_out)
+            return self.head.get_layer("pool")(backbone_output)
         except ValueError:
-            pooled = backbone_out
-        return keras.Model(self.model.input, pooled)
+            return backbone_output
+
+    def _frozen_prefix_of(self, phase):
+        """The frozen prefix `phase` would train on; leaves `phase`'s freeze policy applied."""
+        if not self._reuses_outputs(phase):
+            return None
+        freeze = apply_freeze_policy(self.backbone, phase.freeze)
+        return self._frozen_prefix(freeze) if freeze.trainable_layers else None
 
     def _frozen_prefix(self, freeze):
         """The backbone cut before its first trainable block, if there is a prefix worth caching."""
@@ -323,10 +350,11 @@ class PhaseRunner:
             return None
         return prefix
 
-    def _model_on_prefix(self, prefix) -> keras.Model:
-        """Trainable blocks plus head, on the frozen prefix's outputs; shares layers with the model."""
+    def _on_prefix(self, prefix, top, name) -> keras.Model:
+        """`top` (the head, or the pooling) on the trainable blocks, from the frozen prefix's outputs;
+        shares its layers with the model."""
         inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in prefix.prefix.outputs]
-        return keras.Model(inputs, self.head(prefix.suffix(inputs)), name="trainable_part")
+        return keras.Model(inputs, top(prefix.suffix(inputs)), name=name)
 
     def _class_weight(self, phase):
         if phase.class_weight is None:
