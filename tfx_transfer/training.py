@@ -203,11 +203,14 @@ class PhaseRunner:
         """Trains one phase. With `next_phase`, a frozen backbone's features are computed through
         the frozen blocks `next_phase` will train on, so that their outputs are computed only once."""
         with self.strategy.scope():
-            ahead = self._frozen_prefix_of(next_phase) if next_phase else None
             freeze = apply_freeze_policy(self.backbone, phase.freeze)
+            cached = self._reuses_outputs(phase) and not freeze.trainable_layers
+            prefix = self._frozen_prefix(freeze) if self._reuses_outputs(phase) and freeze.trainable_layers else None
+            ahead = None
+            if cached and next_phase:
+                ahead = self._frozen_prefix_of(next_phase)
+                apply_freeze_policy(self.backbone, phase.freeze)
         augment = self.augment if phase.augment else None
-        cached = self._reuses_outputs(phase) and not freeze.trainable_layers
-        prefix = self._frozen_prefix(freeze) if self._reuses_outputs(phase) and freeze.trainable_layers else None
         self._drop_cached_except({"features"} | {p.frozen_blocks for p in (ahead, prefix) if p})
         if cached and ahead:
             self._cached(lambda: ahead.prefix, ahead.frozen_blocks)
