@@ -29,6 +29,7 @@ from tfx_transfer.datasets import make_keywords
 from tfx_transfer.evaluate import classification_report
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.freezing import apply_freeze_policy, freeze_table
+from tfx_transfer.frozen_prefix import FrozenPrefix, split_before_trainable
 from tfx_transfer.heads import build_head
 from tfx_transfer.model import FeatureExtractor, build_model
 from tfx_transfer.pipeline import RunResult, train
@@ -64,6 +65,7 @@ __all__ = [
     "FeatureExtractor",
     "FramePooling",
     "FreezeConfig",
+    "FrozenPrefix",
     "HeadConfig",
     "HubAudioEncoder",
     "ImagePreprocessor",
@@ -94,5 +96,6 @@ __all__ = [
     "recipe_from_dict",
     "register_source",
     "resolve_backbone",
+    "split_before_trainable",
     "train",
 ]

@@ -3,7 +3,7 @@
 Example:
 
 ```python
-results = run_phases(model, head, backbone, splits, recipe, run_dir="runs/flowers")
+results = PhaseRunner(model, head, backbone, splits, recipe, run_dir="runs/flowers").run()
 ```
 """
 
