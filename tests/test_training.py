@@ -13,7 +13,7 @@ import tensorflow as tf
 from conftest import tiny_resnet
 from tfx_transfer.data.base import DataSplits
 from tfx_transfer.model import build_model
-from tfx_transfer.recipe import FreezeConfig, PhaseConfig, recipe_from_dict
+from tfx_transfer.recipe import DistributeConfig, FreezeConfig, PhaseConfig, recipe_from_dict
 from tfx_transfer import training
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.training import PhaseRunner, WarmupDecay, balanced_class_weights
@@ -264,18 +264,22 @@ def test_datasets_of_unknown_length_train_without_running_out_of_data(tmp_path):
     assert result.epochs_run == 2
 
 
-def _two_phases_weights(tmp_path, jit_compile):
-    keras.utils.set_random_seed(3)
-    recipe = _recipe(
-        tmp_path / f"jit_{jit_compile}",
-        [{"name": "head", "epochs": 2},
-         {"name": "tune", "epochs": 1, "freeze": {"last_blocks": 1}, "cache_features": False}],
-        dropout=0.0,
-    )
-    recipe = dataclasses.replace(recipe, distribute=dataclasses.replace(recipe.distribute, jit_compile=jit_compile))
+def _tune_after_head(run_dir, seed, head_epochs, tune, **recipe_fields):
+    """`(model, backbone, runner)` for a head phase then `tune`, no dropout, on the tiny ResNet."""
+    keras.utils.set_random_seed(seed)
+    recipe = _recipe(run_dir, [{"name": "head", "epochs": head_epochs}, {"name": "tune", **tune}], dropout=0.0)
+    recipe = dataclasses.replace(recipe, **recipe_fields)
     backbone = tiny_resnet()
     model, head = build_model(backbone, 3, recipe.head)
-    results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    return model, backbone, PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir)
+
+
+def _two_phases_weights(tmp_path, jit_compile):
+    model, _, runner = _tune_after_head(
+        tmp_path / f"jit_{jit_compile}", 3, 2, {"epochs": 1, "freeze": {"last_blocks": 1}, "cache_features": False},
+        distribute=DistributeConfig(jit_compile=jit_compile),
+    )
+    results = runner.run()
     return model, [w.numpy() for w in model.weights], results
 
 
@@ -289,21 +293,16 @@ def test_jit_compile_trains_both_phases_with_xla_to_the_same_weights(tmp_path):
 
 
 def _fine_tuned(tmp_path, cache_features, cache_limit_mb=1024.0):
-    keras.utils.set_random_seed(5)
-    recipe = _recipe(
-        tmp_path / f"prefix_{cache_features}_{cache_limit_mb}",
-        [{"name": "head", "epochs": 1},
-         {"name": "tune", "epochs": 2, "freeze": {"last_blocks": 2}, "cache_features": cache_features}],
-        dropout=0.0,
+    model, backbone, runner = _tune_after_head(
+        tmp_path / f"prefix_{cache_features}_{cache_limit_mb}", 5, 1,
+        {"epochs": 2, "freeze": {"last_blocks": 2}, "cache_features": cache_features},
+        cache_limit_mb=cache_limit_mb,
     )
-    recipe = dataclasses.replace(recipe, cache_limit_mb=cache_limit_mb)
-    backbone = tiny_resnet()
-    model, head = build_model(backbone, 3, recipe.head)
     stem = backbone.model.get_layer("stem_conv").get_weights()[0].copy()
     passes = []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(training, "predict_dataset", lambda *a: passes.append(a[0].name) or predict_dataset(*a))
-        results = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+        results = runner.run()
     results[-1].passes = passes
     np.testing.assert_array_equal(backbone.model.get_layer("stem_conv").get_weights()[0], stem)
     return [w.numpy() for w in model.weights], results[-1]
@@ -326,4 +325,6 @@ def test_fine_tuning_on_cached_frozen_blocks_gives_the_same_weights(tmp_path):
 def test_frozen_block_outputs_over_the_cache_limit_are_not_cached(tmp_path, capsys):
     _, result = _fine_tuned(tmp_path, True, cache_limit_mb=0.1)
     assert result.cached_frozen_blocks == []
-    assert "over recipe.cache_limit_mb=0.1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "over recipe.cache_limit_mb=0.1" in out
+    assert out.count("not caching") == 1  # phase 1's look-ahead and phase 2 share one cut

@@ -129,10 +129,11 @@ def count_examples(dataset) -> int:
     return n if n >= 0 else int(dataset.reduce(0, lambda count, _: count + 1))
 
 
-def with_length(dataset):
-    """`dataset` with its length known, so that progress bars have a total and Keras does not warn
-    "Your input ran out of data" at the end of the first epoch of a dataset of unknown length."""
-    return dataset.apply(tf.data.experimental.assert_cardinality(count_examples(dataset)))
+def with_length(dataset, length: int | None = None):
+    """`dataset` with its length known (`length`, or counted), so that progress bars have a total and
+    Keras does not warn "Your input ran out of data" at the end of the first epoch of a dataset of
+    unknown length."""
+    return dataset.apply(tf.data.experimental.assert_cardinality(count_examples(dataset) if length is None else length))
 
 
 def balanced_class_weights(dataset, num_classes: int) -> dict[int, float]:
@@ -178,6 +179,8 @@ class PhaseRunner:
         self.num_classes = len(splits.class_names)
         self.kind = recipe.head.kind
         self._feature_cache = {}
+        self._split_lengths = {}
+        self._prefixes = {}
 
     def run(self) -> list[PhaseResult]:
         state = self._load_state()
@@ -222,7 +225,7 @@ class PhaseRunner:
         elif prefix:
             train_set, val_set = self._cached(lambda: prefix.prefix, prefix.frozen_blocks)
         else:
-            train_set, val_set = self.splits.train, self.splits.validation
+            train_set, val_set = self._split("train"), self._split("validation")
         train_set = with_length(train_set)
         val_set = with_length(val_set) if val_set is not None else None
         batch_size = self.recipe.data.batch_size
@@ -294,7 +297,7 @@ class PhaseRunner:
         the splits or from the cached outputs under `source`."""
         sets = []
         for split in ("train", "validation"):
-            dataset = self._cached_dataset(split, source) if source else getattr(self.splits, split)
+            dataset = self._cached_dataset(split, source) if source else self._split(split)
             if dataset is None:
                 sets.append(None)
                 continue
@@ -337,12 +340,21 @@ class PhaseRunner:
         return self._frozen_prefix(freeze) if freeze.trainable_layers else None
 
     def _frozen_prefix(self, freeze):
-        """The backbone cut before its first trainable block, if there is a prefix worth caching."""
-        prefix = split_before_trainable(self.backbone, freeze.trainable_layers)
+        """The backbone cut before its first trainable block, if there is a prefix worth caching.
+
+        Built once per set of trainable layers, so a phase and the phase looking ahead at it share
+        one cut (and one size check)."""
+        key = tuple(freeze.trainable_layers)
+        if key not in self._prefixes:
+            self._prefixes[key] = self._checked_prefix(split_before_trainable(self.backbone, key))
+        return self._prefixes[key]
+
+    def _checked_prefix(self, prefix):
+        """`prefix` if its outputs for the larger split fit in `recipe.cache_limit_mb`, else None."""
         if prefix is None:
             return None
         example, _ = next(iter(self.splits.train.batch(1)))
-        examples = max(count_examples(d) for d in (self.splits.train, self.splits.validation) if d is not None)
+        examples = max(int(d.cardinality()) for d in (self._split("train"), self._split("validation")) if d is not None)
         megabytes = prefix.bytes_per_example(example) * examples / 2**20
         if megabytes > self.recipe.cache_limit_mb:
             print(
@@ -352,6 +364,16 @@ class PhaseRunner:
             )
             return None
         return prefix
+
+    def _split(self, name):
+        """Split `name` (or None) with its length known; a split of unknown length is counted once
+        per runner, not once per phase."""
+        dataset = getattr(self.splits, name)
+        if dataset is None:
+            return None
+        if name not in self._split_lengths:
+            self._split_lengths[name] = count_examples(dataset)
+        return with_length(dataset, self._split_lengths[name])
 
     def _on_prefix(self, prefix, top, name) -> keras.Model:
         """`top` (the head, or the pooling) on the trainable blocks, from the frozen prefix's outputs;
