@@ -1,0 +1,130 @@
+"""Every file the toolkit reads or writes goes through here, on any `tf.io.gfile` filesystem.
+
+Local paths, `gs://`, `s3://` (with the matching TF filesystem plugin) and TF's in-memory
+`ram://` all work, so a multi-worker run can keep its run directory and exports on storage
+that every worker sees.
+
+"Atomic" means: a reader sees either the old file or the complete new one, never a half
+write. On a local disk (POSIX) that holds because the new content is written to a temporary
+name in the same directory and renamed over the target. Object stores (GCS, S3) have no
+rename; there a write becomes visible only when the upload completes, which gives the same
+guarantee for one object, but a rename of a *directory* (an export version) is a copy of each
+object and is not atomic: a server polling an export base on GCS can see a partial version
+for the duration of the copy.
+
+>>> import tfx_transfer.storage as storage
+>>> storage.write_json_atomic("ram://doc/metrics.json", {"accuracy": 0.5})
+>>> storage.read_json("ram://doc/metrics.json")
+{'accuracy': 0.5}
+"""
+
+import json
+import math
+import os
+import posixpath
+import uuid
+
+import tensorflow as tf
+
+gfile = tf.io.gfile
+
+
+def join(*parts) -> str:
+    """Joins path parts; URLs (`gs://...`, `ram://...`) always use `/`."""
+    first = os.fspath(parts[0])
+    if "://" in first:
+        return posixpath.join(first, *map(os.fspath, parts[1:]))
+    return os.path.join(first, *map(os.fspath, parts[1:]))
+
+
+def exists(path) -> bool:
+    return gfile.exists(os.fspath(path))
+
+
+def isdir(path) -> bool:
+    return gfile.isdir(os.fspath(path))
+
+
+def makedirs(path) -> None:
+    gfile.makedirs(os.fspath(path))
+
+
+def listdir(path) -> list[str]:
+    """Entry names in `path` (without trailing `/`), or [] when it does not exist."""
+    path = os.fspath(path)
+    if not gfile.isdir(path):
+        return []
+    return sorted(name.rstrip("/") for name in gfile.listdir(path))
+
+
+def remove(path) -> None:
+    """Removes a file if it exists."""
+    path = os.fspath(path)
+    if gfile.exists(path):
+        gfile.remove(path)
+
+
+def rmtree(path) -> None:
+    """Removes a directory tree if it exists."""
+    path = os.fspath(path)
+    if gfile.exists(path):
+        gfile.rmtree(path)
+
+
+def rename(source, target, overwrite: bool = False) -> None:
+    gfile.rename(os.fspath(source), os.fspath(target), overwrite=overwrite)
+
+
+def read_bytes(path) -> bytes:
+    with gfile.GFile(os.fspath(path), "rb") as f:
+        return f.read()
+
+
+def read_text(path) -> str:
+    return read_bytes(path).decode("utf-8")
+
+
+def read_json(path):
+    """The JSON document at `path`; a truncated or corrupt file raises ValueError naming it."""
+    text = read_bytes(path)
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{os.fspath(path)!r} is not valid JSON ({e}); it may be truncated or corrupt.") from None
+
+
+def write_bytes_atomic(path, data: bytes) -> None:
+    """Writes `data` to `path` so that readers see the old or the new content, never a part."""
+    path = os.fspath(path)
+    parent = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
+    if parent:
+        gfile.makedirs(parent)
+    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        with gfile.GFile(tmp, "wb") as f:
+            f.write(data)
+        gfile.rename(tmp, path, overwrite=True)
+    finally:
+        if gfile.exists(tmp):
+            gfile.remove(tmp)
+
+
+def write_text_atomic(path, text: str) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"))
+
+
+def write_json_atomic(path, payload, indent: int | None = 2) -> None:
+    """Writes strict JSON (no NaN or Infinity: those become null) atomically."""
+    text = json.dumps(_finite(payload), indent=indent, allow_nan=False)
+    write_text_atomic(path, text)
+
+
+def _finite(value):
+    """`value` with every non-finite float replaced by None, so the JSON is strict."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
