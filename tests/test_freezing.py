@@ -11,7 +11,8 @@ from tfx_transfer.backbones.keras_apps import build_keras_app
 from tfx_transfer.freezing import apply_freeze_policy, freeze_table
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import FreezeConfig, HeadConfig
-from tfx_transfer.training import loss_and_metrics, make_optimizer
+from tfx_transfer.head_kinds import MULTICLASS
+from tfx_transfer.training import make_optimizer
 from tfx_transfer.recipe import PhaseConfig
 
 
@@ -20,8 +21,9 @@ def _fit(model, backbone, policy, steps=4, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 3, 16), 3)
-    loss, metrics = loss_and_metrics("multiclass", 3)
-    model.compile(optimizer=make_optimizer(PhaseConfig(learning_rate=0.05), steps), loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=make_optimizer(PhaseConfig(learning_rate=0.05), steps), loss=MULTICLASS.loss(), metrics=MULTICLASS.metrics(3)
+    )
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
 
 

@@ -11,7 +11,6 @@ same `tf.Variable`, so `fit` updates the module in place), tracks it, passes
 `training` through, and adds the module's regularization losses.
 """
 
-
 import keras
 import tensorflow as tf
 import tensorflow_hub as hub
