@@ -3,6 +3,7 @@
 import keras
 
 import tfx_transfer.storage as storage
+from tfx_transfer.compat.keras_csv_logger import CSVLogger
 
 
 def phase_callbacks(phase, run_dir: str, chief: bool, has_validation: bool) -> list[keras.callbacks.Callback]:
@@ -15,7 +16,7 @@ def phase_callbacks(phase, run_dir: str, chief: bool, has_validation: bool) -> l
     """
     callbacks = [
         keras.callbacks.TensorBoard(storage.join(run_dir, "logs", phase.name)),
-        keras.callbacks.CSVLogger(storage.join(run_dir, f"history_{phase.name}.csv"), append=True),
+        CSVLogger(storage.join(run_dir, f"history_{phase.name}.csv"), append=True),
     ] if chief else []
     if has_validation and phase.early_stopping_patience is not None:
         callbacks.append(
