@@ -85,11 +85,9 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
     model, splits = prepared.model, prepared.splits
-    make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
-    augment = make_augmentation(recipe) if make_augmentation else None
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
-        strategy=prepared.strategy, augment=augment, callbacks=callbacks,
+        strategy=prepared.strategy, augment=make_augmentation(recipe), callbacks=callbacks,
     ).run()
 
     metrics = {
@@ -138,6 +136,12 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     if chief:
         storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def make_augmentation(recipe):
+    """The modality's training-batch augmentation for `recipe`, or None when it augments nothing."""
+    make = getattr(_modality(recipe), "make_augmentation", None)
+    return make(recipe) if make else None
 
 
 def _modality(recipe):
