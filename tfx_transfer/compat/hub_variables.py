@@ -30,7 +30,7 @@ def track_module_variables(layer: keras.layers.Layer, tf_variables, trainable_re
     `keras.Variable(v)` wraps `v` without copying, so `fit` updates the SavedModel's own variables.
 
     >>> layer = keras.layers.Layer()
-    >>> v = tf.Variable([1.0, 2.0], name="dense/kernel:0")
+    >>> v = tf.Variable([1.0, 2.0], name="dense/kernel")
     >>> track_module_variables(layer, [v], {v.ref()})
     >>> [w.name for w in layer.trainable_weights]
     ['dense_kernel']

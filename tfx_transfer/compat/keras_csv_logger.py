@@ -14,12 +14,13 @@ import keras
 class CSVLogger(keras.callbacks.CSVLogger):
     """Keras' `CSVLogger`, closing its file without asking the file whether it is closed.
 
+    >>> import numpy as np
     >>> import tfx_transfer.storage as storage
     >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     >>> model.compile("sgd", "mse")
-    >>> _ = model.fit([[1.0]], [[1.0]], epochs=2, verbose=0, callbacks=[CSVLogger("ram://doc/history.csv")])
+    >>> _ = model.fit(np.ones((1, 1)), np.ones((1, 1)), epochs=2, verbose=0, callbacks=[CSVLogger("ram://doc/history.csv")])
     >>> storage.read_text("ram://doc/history.csv").splitlines()[0]
-    'epoch,loss'
+    'epoch,loss,val_loss'
     """
 
     def on_train_begin(self, logs=None):
