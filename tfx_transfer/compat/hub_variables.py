@@ -4,9 +4,9 @@ Upstream: `hub.KerasLayer` is a Keras 2 class that Keras 3 refuses, and wrapped 
 Keras 3 layer its weights are invisible (https://github.com/tensorflow/hub/issues/903,
 #920; fix PR #930 unmerged). The workaround wraps each `tf.Variable` in a
 `keras.Variable` and tracks it with the private `Layer._track_variable`. Remove when
-tests/compat/test_hub_variables.py::test_hub_keras_layer_is_still_refused_by_keras_3 fails
-and `hub.KerasLayer` trains inside Keras 3 models; re-check `_track_variable` on every
-Keras upgrade (tests/test_hub_layer.py trains through it).
+tests/test_hub_layer.py::test_hub_keras_layer_still_incompatible_with_keras3 fails and
+`hub.KerasLayer` trains inside Keras 3 models; re-check `_track_variable` on every Keras
+upgrade (tests/test_hub_layer.py trains and saves through it).
 """
 
 import re

@@ -20,7 +20,7 @@ def replay_after(model: keras.Model, boundary, skipped_layers) -> keras.Model:
     (`functional.clone_graph_nodes`) and, when a boundary tensor is one of `model`'s
     `keras.Input`s (a transformer's padding mask), re-points that input at the clone's
     node, after which `model` can no longer be saved ("could not find node key").
-    tests/compat/test_keras_clone_graph.py pins the bug.
+    tests/compat/test_keras_clone_graph.py pins the bug (and tests/test_text_kerashub.py on a transformer).
     """
     inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=f"{model.name}_boundary_{i}") for i, t in enumerate(boundary)]
     tensors = {id(old): new for old, new in zip(boundary, inputs)}

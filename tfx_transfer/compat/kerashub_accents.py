@@ -3,8 +3,9 @@
 Upstream: KerasHub's Hugging Face BERT converter (keras-hub 0.32,
 `keras_hub/src/utils/transformers/convert_bert.py:convert_tokenizer`) reads only
 `do_lower_case` and leaves `strip_accents=False`; no upstream issue filed yet. Remove
-when tests/compat/test_kerashub_accents.py::test_keras_hub_hf_bert_tokenizer_still_keeps_accents
-fails (KerasHub then strips accents itself).
+when tests/test_text_kerashub.py::test_keras_hub_hf_bert_tokenizer_still_keeps_accents
+fails (KerasHub then strips accents itself); tests/compat/test_kerashub_accents.py tests
+this module.
 """
 
 import tfx_transfer.storage as storage
