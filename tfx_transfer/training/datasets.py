@@ -1,9 +1,8 @@
 """The `fit` inputs of a phase: batched, shuffled, augmented splits with loss targets, and class weights.
 
 >>> import tensorflow as tf
->>> from tfx_transfer.head_kinds import MULTICLASS
 >>> pairs = tf.data.Dataset.from_tensor_slices(([[0.0], [1.0], [2.0]], [0, 1, 1]))
->>> x, y = next(iter(batch_dataset(pairs, 2, MULTICLASS, num_classes=2)))
+>>> x, y = next(iter(batch_dataset(pairs, 2, "multiclass", num_classes=2)))
 >>> y.numpy().tolist()
 [[1.0, 0.0], [0.0, 1.0]]
 """
@@ -11,14 +10,17 @@
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer.head_kinds import head_kind
+
 SPLITS = ("train", "validation")
 
 
 def batch_dataset(dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None):
     """Shuffles (when `shuffle_seed` is given), batches, augments and encodes targets for `fit`.
 
-    `kind` is a `HeadKind`; it turns the loaders' labels into what its loss takes.
+    `kind` is a `head.kind` name; its `HeadKind` turns the loaders' labels into what its loss takes.
     """
+    kind = head_kind(kind)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     dataset = dataset.batch(batch_size)

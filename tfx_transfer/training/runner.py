@@ -90,10 +90,10 @@ class PhaseRunner:
         train_set, val_set = self._inputs(plan)
         batch_size = self.recipe.data.batch_size
         train = batch_dataset(
-            train_set, batch_size, self.kind, self.num_classes, shuffle_seed=self.recipe.seed,
+            train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
         )
-        val = batch_dataset(val_set, batch_size, self.kind, self.num_classes) if val_set is not None else None
+        val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
         steps = max(1, -(-int(train_set.cardinality()) // batch_size))
         with self.strategy.scope():
             trained = self._trained_model(plan)
