@@ -14,6 +14,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from tfx_transfer.config import ConfigError
+
 
 @dataclasses.dataclass(frozen=True)
 class HeadKind:
@@ -30,12 +32,16 @@ class HeadKind:
         """Units of the head's last Dense layer: one sigmoid for binary, one per class otherwise."""
         return 1 if self is BINARY else num_classes
 
-    def check_class_count(self, num_classes: int, source: str = "the data") -> None:
-        """Raises ValueError unless `num_classes` suits this kind (`source` names where the classes came from)."""
+    def check_class_count(self, num_classes: int, source: str = "the data", hint: str = "") -> None:
+        """Raises `ConfigError` unless `num_classes` suits this kind.
+
+        `source` names where the classes came from (e.g. a folder); `hint` is appended to the
+        "at least 2 classes" error (e.g. "one sub-folder of images per class").
+        """
         if num_classes < 2:
-            raise ValueError(f"A classifier needs at least 2 classes, {source} has {num_classes}.")
+            raise ConfigError(f"A classifier needs at least 2 classes, {source} has {num_classes}.{' ' + hint if hint else ''}")
         if self is BINARY and num_classes != 2:
-            raise ValueError(
+            raise ConfigError(
                 f"head.kind 'binary' needs exactly 2 classes, {source} has {num_classes}. Use head.kind: multiclass."
             )
 
@@ -88,4 +94,4 @@ def head_kind(name: str) -> HeadKind:
     try:
         return HEAD_KINDS[name]
     except KeyError:
-        raise ValueError(f"head.kind must be one of {tuple(HEAD_KINDS)}, received {name!r}.") from None
+        raise ConfigError(f"head.kind must be one of {tuple(HEAD_KINDS)}, received {name!r}.") from None
