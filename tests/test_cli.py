@@ -107,11 +107,11 @@ def test_missing_data_folder_exits_2(tmp_path, capsys):
     assert "error: data.path: image folder" in err and "does not exist" in err and "Traceback" not in err
 
 
-def test_rerun_resumes_and_refuses_a_different_recipe_in_the_same_run_dir(trained, capsys):
+def test_rerun_resumes_and_refuses_a_different_recipe_in_the_same_run_dir(trained, capsys, caplog):
     root, recipe, _ = trained
-    assert main(["train", str(recipe), "--set", "phases.0.epochs=1"]) == 0
-    out = capsys.readouterr().out
-    assert "phase 'head' already completed" in out and "phase 'fine_tune' already completed" in out
+    with caplog.at_level("INFO", logger="tfx_transfer"):
+        assert main(["train", str(recipe), "--set", "phases.0.epochs=1"]) == 0
+    assert "phase 'head' already completed" in caplog.text and "phase 'fine_tune' already completed" in caplog.text
     assert main(["train", str(recipe), "--set", "phases.0.epochs=3"]) == 2
     assert "different recipe" in capsys.readouterr().err
 

@@ -8,10 +8,11 @@ import tensorflow as tf
 from conftest import tiny_resnet
 from tfx_transfer.backbones.blocks import cut_points
 from tfx_transfer.backbones.keras_apps import build_keras_app
-from tfx_transfer.freezing import apply_freeze_policy, freeze_table
+from tfx_transfer.freezing import apply_freeze_policy, freeze_table, select_trainable
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import FreezeConfig, HeadConfig
-from tfx_transfer.training import loss_and_metrics, make_optimizer
+from tfx_transfer.head_kinds import MULTICLASS
+from tfx_transfer.training import make_optimizer
 from tfx_transfer.recipe import PhaseConfig
 
 
@@ -20,8 +21,9 @@ def _fit(model, backbone, policy, steps=4, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32")
     y = keras.utils.to_categorical(rng.integers(0, 3, 16), 3)
-    loss, metrics = loss_and_metrics("multiclass", 3)
-    model.compile(optimizer=make_optimizer(PhaseConfig(learning_rate=0.05), steps), loss=loss, metrics=metrics)
+    model.compile(
+        optimizer=make_optimizer(PhaseConfig(learning_rate=0.05), steps), loss=MULTICLASS.loss(), metrics=MULTICLASS.metrics(3)
+    )
     model.fit(x, y, batch_size=4, epochs=1, verbose=0)
 
 
@@ -60,34 +62,6 @@ def test_batchnorm_train_moves_statistics_of_unfrozen_blocks_only():
     assert np.array_equal(before["stem_bn"], stats("stem_bn"))
     assert not np.array_equal(before["conv3_block1_bn"], stats("conv3_block1_bn"))
     assert not np.array_equal(before["top_bn"], stats("top_bn"))
-
-
-def test_frozen_backbone_runs_in_inference_mode_during_fit():
-    """Pins the workaround for keras-team/keras#23364 (training=False ignored by fit in 3.15.1).
-
-    A fully frozen backbone with dropout must give the same features in `fit`
-    as in `predict`; if FeatureExtractor stops forcing inference mode, the
-    loss in fit (dropout active) differs from evaluate and this fails.
-    """
-    backbone = tiny_resnet(dropout=0.9)
-    model, _ = build_model(backbone, 3, HeadConfig(dropout=0.0))
-    apply_freeze_policy(backbone, FreezeConfig())
-    x = np.random.default_rng(1).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
-    y = keras.utils.to_categorical(np.arange(8) % 3, 3)
-    model.compile(keras.optimizers.SGD(0.0), "categorical_crossentropy")
-    fit_loss = model.fit(x, y, batch_size=8, epochs=1, verbose=0, shuffle=False).history["loss"][0]
-    assert fit_loss == pytest.approx(model.evaluate(x, y, batch_size=8, verbose=0), rel=1e-5)
-
-
-def test_plain_functional_training_false_is_still_ignored_upstream():
-    """Documents keras-team/keras#23364: when Keras fixes it, this fails and FeatureExtractor can go."""
-    inputs = keras.Input((4,))
-    base = keras.Sequential([keras.layers.Dropout(0.9)])
-    model = keras.Model(inputs, keras.layers.Dense(1)(base(inputs, training=False)))
-    x, y = np.ones((64, 4), "float32"), np.zeros((64, 1), "float32")
-    model.compile(keras.optimizers.SGD(0.0), "mse")
-    fit_loss = model.fit(x, y, batch_size=64, epochs=1, verbose=0).history["loss"][0]
-    assert fit_loss != pytest.approx(model.evaluate(x, y, verbose=0), rel=1e-3)
 
 
 @pytest.mark.parametrize("name", ["ResNet50", "MobileNetV2", "EfficientNetB0"])
@@ -163,3 +137,22 @@ def test_freeze_table_lists_blocks_flags_and_parameter_counts():
     total = sum(int(np.prod(w.shape)) for w in backbone.model.weights)
     assert f"total params {total:,}" in lines[-1]
     assert "stem_conv" in freeze_table(backbone, layers=True)
+
+
+@pytest.mark.parametrize("make_backbone", [tiny_resnet, lambda: build_keras_app("MobileNetV2", weights=None, image_size=(32, 32))])
+def test_selection_is_pure_and_predicts_what_applying_it_trains(make_backbone):
+    """`select_trainable` reads no `trainable` flag, so whatever the previous phase set, it agrees with
+    the layers that hold trainable weights once the selection is applied."""
+    backbone = make_backbone()
+    policies = [
+        FreezeConfig(), FreezeConfig(last_blocks=2), FreezeConfig(trainable="all"),
+        FreezeConfig(last_blocks=3, batchnorm="train"), FreezeConfig(include=["bn"], batchnorm="train"),
+    ]
+    for previous in policies:
+        for policy in policies:
+            apply_freeze_policy(backbone, previous)
+            flags = [layer.trainable for layer in backbone.model._flatten_layers()]
+            selection = select_trainable(backbone, policy)
+            assert [layer.trainable for layer in backbone.model._flatten_layers()] == flags
+            apply_freeze_policy(backbone, policy)
+            assert selection.trainable_layers == tuple(l.name for l in backbone.model.layers if l.trainable_weights)

@@ -14,8 +14,8 @@ from conftest import tiny_resnet
 from tfx_transfer.data.base import DataSplits
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import DistributeConfig, FreezeConfig, PhaseConfig, recipe_from_dict
-from tfx_transfer import training
 from tfx_transfer.evaluate import predict_dataset
+from tfx_transfer.training import cache as feature_cache
 from tfx_transfer.training import PhaseRunner, WarmupDecay, balanced_class_weights
 
 
@@ -301,7 +301,7 @@ def _fine_tuned(tmp_path, cache_features, cache_limit_mb=1024.0):
     stem = backbone.model.get_layer("stem_conv").get_weights()[0].copy()
     passes = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(training, "predict_dataset", lambda *a: passes.append(a[0].name) or predict_dataset(*a))
+        patch.setattr(feature_cache, "predict_dataset", lambda *a: passes.append(a[0].name) or predict_dataset(*a))
         results = runner.run()
     results[-1].passes = passes
     np.testing.assert_array_equal(backbone.model.get_layer("stem_conv").get_weights()[0], stem)
@@ -322,9 +322,10 @@ def test_fine_tuning_on_cached_frozen_blocks_gives_the_same_weights(tmp_path):
     np.testing.assert_allclose(cached_result.history["val_loss"], uncached_result.history["val_loss"], rtol=1e-4)
 
 
-def test_frozen_block_outputs_over_the_cache_limit_are_not_cached(tmp_path, capsys):
-    _, result = _fine_tuned(tmp_path, True, cache_limit_mb=0.1)
+def test_frozen_block_outputs_over_the_cache_limit_are_not_cached(tmp_path, caplog):
+    with caplog.at_level("INFO", logger="tfx_transfer"):
+        _, result = _fine_tuned(tmp_path, True, cache_limit_mb=0.1)
     assert result.cached_frozen_blocks == []
-    out = capsys.readouterr().out
+    out = caplog.text
     assert "over recipe.cache_limit_mb=0.1" in out
     assert out.count("not caching") == 1  # phase 1's look-ahead and phase 2 share one cut

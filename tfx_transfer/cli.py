@@ -88,15 +88,23 @@ def _train(args):
 
 def _inspect(args):
     from tfx_transfer.backbones.registry import resolve
-    from tfx_transfer.freezing import apply_freeze_policy, freeze_table
+    from tfx_transfer.freezing import apply_freeze_selection, freeze_table, select_trainable
+    from tfx_transfer.pipeline import make_augmentation
     from tfx_transfer.recipe import load_recipe
+    from tfx_transfer.training.plan import plan_phases
 
     recipe = load_recipe(args.recipe, args.overrides)
     backbone = resolve(recipe.backbone)
     print(f"backbone {backbone.name} ({backbone.modality}), {len(backbone.blocks)} blocks, input {backbone.input_config}")
-    for phase in recipe.phases:
-        apply_freeze_policy(backbone, phase.freeze)
+    selections = [select_trainable(backbone, phase.freeze) for phase in recipe.phases]
+    plans = plan_phases(
+        recipe.phases, selections, backbone.blocks,
+        augmentation=make_augmentation(recipe) is not None, cache_limit_mb=recipe.cache_limit_mb,
+    )
+    for phase, selection, plan in zip(recipe.phases, selections, plans):
+        apply_freeze_selection(backbone, selection)
         print(f"\nphase {phase.name!r} (the head trains in every phase; BatchNorm {phase.freeze.batchnorm}):")
+        print(f"trains as {plan.describe()}")
         print(freeze_table(backbone, layers=args.layers))
 
 

@@ -12,17 +12,65 @@ BATCHNORM_TYPES = (keras.layers.BatchNormalization,)
 
 
 @dataclasses.dataclass(frozen=True)
-class FreezeResult:
-    """Which top-level backbone layers and blocks train after applying a policy."""
+class FreezeSelection:
+    """Which top-level backbone layers a freeze policy selects, and which layers and blocks then train.
 
+    `selected_layers` get `trainable=True` (every other top-level layer False);
+    `trainable_layers` are those of them left with trainable weights (after
+    BatchNorm freezing), `trainable_blocks` the blocks holding one of them.
+    """
+
+    selected_layers: frozenset[str]
+    freeze_batchnorm: bool
     trainable_layers: tuple[str, ...]
     trainable_blocks: tuple[str, ...]
 
 
-def apply_freeze_policy(backbone: Backbone, policy) -> FreezeResult:
-    """Sets `trainable` on every layer of `backbone.model` as `policy` (a `FreezeConfig`) says.
+def select_trainable(backbone: Backbone, policy) -> FreezeSelection:
+    """Which layers of `backbone` train under `policy` (a `FreezeConfig`), without changing any flag.
+
+    >>> from tfx_transfer.backbones.keras_apps import build_keras_app
+    >>> from tfx_transfer.recipe import FreezeConfig
+    >>> backbone = build_keras_app("MobileNetV2", weights=None, image_size=(32, 32))
+    >>> select_trainable(backbone, FreezeConfig(last_blocks=1)).trainable_blocks
+    ('top',)
+    """
+    selected = frozenset(_select_layers(backbone, policy))
+    freeze_batchnorm = policy.batchnorm == "frozen"
+    trainable_layers = tuple(
+        layer.name
+        for layer in backbone.model.layers
+        if layer.name in selected and _has_trainable_weights(layer, freeze_batchnorm)
+    )
+    return FreezeSelection(
+        selected_layers=selected,
+        freeze_batchnorm=freeze_batchnorm,
+        trainable_layers=trainable_layers,
+        trainable_blocks=tuple(
+            b.name for b in backbone.blocks if any(n in trainable_layers for n in b.layers)
+        ),
+    )
+
+
+def apply_freeze_selection(backbone: Backbone, selection: FreezeSelection) -> FreezeSelection:
+    """Sets `trainable` on every layer of `backbone.model` as `selection` says; returns it.
 
     Recompile the model afterwards: Keras reads `trainable` at `compile()`.
+    """
+    backbone.model.trainable = True
+    for layer in backbone.model.layers:
+        layer.trainable = layer.name in selection.selected_layers
+    if selection.freeze_batchnorm:
+        for layer in backbone.model._flatten_layers(include_self=False):
+            if isinstance(layer, BATCHNORM_TYPES):
+                layer.trainable = False
+    return selection
+
+
+def apply_freeze_policy(backbone: Backbone, policy) -> FreezeSelection:
+    """Sets `trainable` on every layer of `backbone.model` as `policy` (a `FreezeConfig`) says.
+
+    `select_trainable` then `apply_freeze_selection`. Recompile the model afterwards.
 
     >>> from tfx_transfer.backbones.keras_apps import build_keras_app
     >>> from tfx_transfer.recipe import FreezeConfig
@@ -30,22 +78,20 @@ def apply_freeze_policy(backbone: Backbone, policy) -> FreezeResult:
     >>> apply_freeze_policy(backbone, FreezeConfig(last_blocks=1)).trainable_blocks
     ('top',)
     """
-    layers = {layer.name: layer for layer in backbone.model.layers}
-    selected = _select_layers(backbone, policy)
-    backbone.model.trainable = True
-    for name, layer in layers.items():
-        layer.trainable = name in selected
-    if policy.batchnorm == "frozen":
-        for layer in backbone.model._flatten_layers(include_self=False):
-            if isinstance(layer, BATCHNORM_TYPES):
-                layer.trainable = False
-    trainable_layers = tuple(n for n in layers if layers[n].trainable_weights)
-    return FreezeResult(
-        trainable_layers=trainable_layers,
-        trainable_blocks=tuple(
-            b.name for b in backbone.blocks if any(n in trainable_layers for n in b.layers)
-        ),
-    )
+    return apply_freeze_selection(backbone, select_trainable(backbone, policy))
+
+
+def _has_trainable_weights(layer, freeze_batchnorm: bool) -> bool:
+    """Whether `layer` has weights that train once it is set trainable (BatchNorm's excluded when frozen).
+
+    Reads the variables each (sub)layer created as trainable, not their current flags, which the
+    previous phase's freezing changed.
+    """
+    sublayers = list(layer._flatten_layers(include_self=True))
+    frozen = {
+        id(v) for sub in sublayers if freeze_batchnorm and isinstance(sub, BATCHNORM_TYPES) for v in sub.weights
+    }
+    return any(id(v) not in frozen for sub in sublayers for v in sub._trainable_variables)
 
 
 def _select_layers(backbone: Backbone, policy) -> set[str]:

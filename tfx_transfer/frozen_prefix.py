@@ -15,6 +15,7 @@ import keras
 import numpy as np
 
 from tfx_transfer.backbones.base import Backbone
+from tfx_transfer.compat.keras_clone_graph import replay_after
 
 
 @dataclasses.dataclass
@@ -53,9 +54,18 @@ def split_before_trainable(backbone: Backbone, trainable_layers) -> FrozenPrefix
     """
     trainable = set(trainable_layers)
     first = next((i for i, b in enumerate(backbone.blocks) if trainable.intersection(b.layers)), None)
-    if not first:
-        return None
-    frozen_layers = {name for block in backbone.blocks[:first] for name in block.layers}
+    return split_after_blocks(backbone, len(backbone.blocks[:first])) if first else None
+
+
+def split_after_blocks(backbone: Backbone, count: int) -> FrozenPrefix | None:
+    """The backbone cut after its first `count` blocks, or None when no tensor crosses that cut.
+
+    >>> from tfx_transfer.backbones.keras_apps import build_keras_app
+    >>> backbone = build_keras_app("MobileNetV2", weights=None, image_size=(32, 32))
+    >>> split_after_blocks(backbone, 2).frozen_blocks
+    ('stem', 'expanded_conv')
+    """
+    frozen_layers = {name for block in backbone.blocks[:count] for name in block.layers}
     model = backbone.model
     model_nodes = {id(node) for nodes in model._nodes_by_depth.values() for node in nodes}
     boundary, seen = [], set()
@@ -74,32 +84,6 @@ def split_before_trainable(backbone: Backbone, trainable_layers) -> FrozenPrefix
         return None
     return FrozenPrefix(
         prefix=keras.Model(model.inputs, boundary, name=f"{model.name}_frozen_prefix"),
-        suffix=_replay_after(model, boundary, frozen_layers),
-        frozen_blocks=tuple(b.name for b in backbone.blocks[:first]),
+        suffix=replay_after(model, boundary, frozen_layers),
+        frozen_blocks=tuple(b.name for b in backbone.blocks[:count]),
     )
-
-
-def _replay_after(model: keras.Model, boundary, skipped_layers) -> keras.Model:
-    """A model from new inputs standing for `boundary` to `model.output`, calling `model`'s own layers.
-
-    Not `keras.Model(boundary, model.output)`: in Keras 3.15.1 that clones the graph
-    (`functional.clone_graph_nodes`) and, when a boundary tensor is one of `model`'s
-    `keras.Input`s (a transformer's padding mask), re-points that input at the clone's
-    node, after which `model` can no longer be saved ("could not find node key").
-    tests/test_text_kerashub.py pins the bug.
-    """
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=f"{model.name}_boundary_{i}") for i, t in enumerate(boundary)]
-    tensors = {id(old): new for old, new in zip(boundary, inputs)}
-
-    def replace(value):
-        return tensors.get(id(value), value) if isinstance(value, keras.KerasTensor) else value
-
-    for depth in sorted(model._nodes_by_depth, reverse=True):
-        for node in model._nodes_by_depth[depth]:
-            if node.is_input or node.operation.name in skipped_layers:
-                continue
-            args = keras.tree.map_structure(replace, node.arguments.args)
-            kwargs = keras.tree.map_structure(replace, node.arguments.kwargs)
-            for old, new in zip(keras.tree.flatten(node.outputs), keras.tree.flatten(node.operation(*args, **kwargs))):
-                tensors[id(old)] = new
-    return keras.Model(inputs, keras.tree.map_structure(replace, model.output), name=f"{model.name}_trainable_suffix")

@@ -2,7 +2,7 @@
 
 import keras
 
-HEAD_KINDS = ("multiclass", "binary", "multilabel")
+from tfx_transfer.head_kinds import head_kind
 
 
 def build_head(feature_shape, num_classes: int, config, name: str = "head") -> keras.Model:
@@ -19,15 +19,8 @@ def build_head(feature_shape, num_classes: int, config, name: str = "head") -> k
     >>> head.output.shape, head.output.dtype
     ((None, 3), 'float32')
     """
-    if config.kind not in HEAD_KINDS:
-        raise ValueError(f"head.kind must be one of {HEAD_KINDS}, received {config.kind!r}.")
-    if num_classes < 2:
-        raise ValueError(f"A classifier needs at least 2 classes, received {num_classes}.")
-    if config.kind == "binary" and num_classes != 2:
-        raise ValueError(
-            f"head.kind 'binary' needs exactly 2 classes, the data has {num_classes}. "
-            "Use head.kind: multiclass."
-        )
+    kind = head_kind(config.kind)
+    kind.check_class_count(num_classes)
     inputs = keras.Input(tuple(feature_shape), name="features")
     x = inputs
     if len(feature_shape) == 3:
@@ -43,14 +36,16 @@ def build_head(feature_shape, num_classes: int, config, name: str = "head") -> k
         x = keras.layers.Dense(units, activation=config.activation, name=f"hidden_{i}")(x)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    units = 1 if config.kind == "binary" else num_classes
-    activation = "softmax" if config.kind == "multiclass" else "sigmoid"
-    outputs = keras.layers.Dense(units, activation=activation, dtype="float32", name="probabilities")(x)
+    outputs = keras.layers.Dense(
+        kind.output_units(num_classes), activation=kind.activation, dtype="float32", name="probabilities"
+    )(x)
     return keras.Model(inputs, outputs, name=name)
 
 
 def class_probabilities(outputs, kind: str):
-    """Head outputs as `[batch, num_classes]` probabilities (binary: `[1 - p, p]`)."""
-    if kind == "binary":
-        return keras.ops.concatenate([1.0 - outputs, outputs], axis=-1)
-    return outputs
+    """Head outputs as `[batch, num_classes]` probabilities; `head_kind(kind).class_probabilities`.
+
+    >>> class_probabilities(keras.ops.convert_to_tensor([[0.9, 0.1]]), "multiclass").shape
+    TensorShape([1, 2])
+    """
+    return head_kind(kind).class_probabilities(outputs)

@@ -3,41 +3,8 @@
 import keras
 
 from tfx_transfer.backbones.base import Backbone
+from tfx_transfer.compat.feature_extractor import FeatureExtractor
 from tfx_transfer.heads import build_head
-
-
-@keras.saving.register_keras_serializable(package="tfx_transfer")
-class FeatureExtractor(keras.layers.Layer):
-    """Runs a backbone model, in inference mode whenever none of its weights train.
-
-    Works around Keras 3.15.1 ignoring `base(x, training=False)` inside a
-    functional model during `fit()` (fixed upstream by keras-team/keras#23364):
-    the `training` flag is decided here, at call time, so a frozen backbone's
-    dropout and BatchNormalization always run in inference mode.
-    """
-
-    def __init__(self, model: keras.Model, **kwargs):
-        super().__init__(**kwargs)
-        self.model = model
-
-    def build(self, input_shape):
-        self.built = True
-
-    def call(self, inputs, training=None):
-        trains = bool(training) and bool(self.model.trainable_weights)
-        return self.model(inputs, training=trains)
-
-    def compute_output_spec(self, inputs, training=None):
-        return self.model.compute_output_spec(inputs)
-
-    def get_config(self):
-        return {**super().get_config(), "model": keras.saving.serialize_keras_object(self.model)}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["model"] = keras.saving.deserialize_keras_object(config["model"])
-        return cls(**config)
 
 
 def build_model(backbone: Backbone, num_classes: int, head_config, name: str = "transfer_model"):

@@ -5,15 +5,13 @@ Example:
 ```python
 from tfx_transfer import load_recipe, train
 
-result = train(load_recipe("recipes/synthetic_mobilenet_v2.yaml"))
+result = train(load_recipe("recipes/smoke_synthetic.yaml"))
 print(result.metrics["test"]["accuracy"], result.export_dir)
 ```
 """
 
 import dataclasses
 import importlib
-import json
-import os
 import platform
 import re
 import time
@@ -21,6 +19,7 @@ import time
 import keras
 import tensorflow as tf
 
+import tfx_transfer.storage as storage
 from tfx_transfer import data as data_lib
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
@@ -86,11 +85,9 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
     model, splits = prepared.model, prepared.splits
-    make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
-    augment = make_augmentation(recipe) if make_augmentation else None
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
-        strategy=prepared.strategy, augment=augment, callbacks=callbacks,
+        strategy=prepared.strategy, augment=make_augmentation(recipe), callbacks=callbacks,
     ).run()
 
     metrics = {
@@ -111,7 +108,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         )
     else:
         metrics["test"] = None
-    keras_path = os.path.join(run_dir, "model.keras") if chief else None
+    keras_path = storage.join(run_dir, "model.keras") if chief else None
     if chief:
         model.save(keras_path)
     metrics["keras_file"] = keras_path
@@ -137,8 +134,14 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         "keras": keras.__version__,
     }
     if chief:
-        _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def make_augmentation(recipe):
+    """The modality's training-batch augmentation for `recipe`, or None when it augments nothing."""
+    make = getattr(_modality(recipe), "make_augmentation", None)
+    return make(recipe) if make else None
 
 
 def _modality(recipe):
@@ -151,22 +154,11 @@ def _model_name(recipe) -> str:
 
 def _claim_run_dir(run_dir: str, recipe) -> None:
     """Writes `recipe.yaml` into `run_dir`; refuses to resume a run of a different recipe there."""
-    os.makedirs(run_dir, exist_ok=True)
-    path = os.path.join(run_dir, "recipe.yaml")
+    path = storage.join(run_dir, "recipe.yaml")
     text = recipe.to_yaml()
-    if os.path.exists(path) and os.path.exists(os.path.join(run_dir, "state.json")):
-        with open(path, encoding="utf-8") as f:
-            if f.read() != text:
-                raise ConfigError(
-                    f"run_dir {run_dir!r} holds an unfinished or finished run of a different recipe. "
-                    "Set run_dir to a new directory (e.g. --set run_dir=runs/new) or delete the old one."
-                )
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-
-
-def _write_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    if storage.exists(path) and storage.exists(storage.join(run_dir, "state.json")) and storage.read_text(path) != text:
+        raise ConfigError(
+            f"run_dir {run_dir!r} holds an unfinished or finished run of a different recipe. "
+            "Set run_dir to a new directory (e.g. --set run_dir=runs/new) or delete the old one."
+        )
+    storage.write_text_atomic(path, text)

