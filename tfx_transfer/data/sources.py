@@ -66,7 +66,7 @@ def list_class_folders(
     for label_id, name in enumerate(class_names):
         folder = storage.join(root, name)
         files = []
-        for path in _files_under(folder):
+        for path in files_under(folder):
             filename = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
             matches = any(fnmatch.fnmatch(filename.lower(), p.lower()) for p in patterns)
             (files if matches and not filename.startswith(".") else ignored).append(path)
@@ -80,8 +80,8 @@ def list_class_folders(
     return ClassFolders(paths, np.asarray(label_ids, np.int32), class_names, ignored)
 
 
-def _files_under(folder: str) -> list[str]:
-    """Every file below `folder`, in the order of a sorted recursive walk."""
+def files_under(folder: str) -> list[str]:
+    """Every file below `folder` (any `tf.io.gfile` path), in the order of a sorted recursive walk."""
     found = []
     for directory, subdirs, filenames in storage.gfile.walk(folder):
         subdirs.sort()
