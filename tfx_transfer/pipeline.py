@@ -5,13 +5,12 @@ Example:
 ```python
 from tfx_transfer import load_recipe, train
 
-result = train(load_recipe("recipes/synthetic_mobilenet_v2.yaml"))
+result = train(load_recipe("recipes/fashion_mnist_efficientnet_lite0.yaml"))
 print(result.metrics["test"]["accuracy"], result.export_dir)
 ```
 """
 
 import dataclasses
-import importlib
 import json
 import os
 import platform
@@ -21,9 +20,9 @@ import time
 import keras
 import tensorflow as tf
 
-from tfx_transfer import data as data_lib
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.modality import modality_for
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
@@ -65,8 +64,9 @@ def prepare(recipe, strategy=None) -> Prepared:
             f"recipe.modality is {recipe.modality!r} but backbone {backbone.name!r} is a "
             f"{backbone.modality} backbone. Set modality: {backbone.modality} or pick another backbone."
         )
-    splits = data_lib.load_data(recipe, backbone)
-    preprocessor = data_lib.make_preprocessor(recipe, backbone)
+    modality = modality_for(recipe.modality)
+    splits = modality.load_data(recipe, backbone)
+    preprocessor = modality.make_preprocessor(recipe, backbone)
     with strategy.scope():
         model, head = build_model(backbone, len(splits.class_names), recipe.head, name=_model_name(recipe))
     return Prepared(backbone, splits, preprocessor, model, head, strategy)
@@ -86,8 +86,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
     model, splits = prepared.model, prepared.splits
-    make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
-    augment = make_augmentation(recipe) if make_augmentation else None
+    augment = modality_for(recipe.modality).make_augmentation(recipe)
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
         strategy=prepared.strategy, augment=augment, callbacks=callbacks,
@@ -103,7 +102,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     }
     if splits.test is not None:
         probabilities, labels = predict_probabilities(
-            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_clip_ids,
+            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_groups,
             recipe.distribute.jit_compile,
         )
         metrics["test"] = classification_report(
@@ -139,10 +138,6 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     if chief:
         _write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
-
-
-def _modality(recipe):
-    return importlib.import_module(f"tfx_transfer.data.{recipe.modality}")
 
 
 def _model_name(recipe) -> str:
