@@ -80,6 +80,10 @@ def rmtree(path) -> None:
             pass
 
 
+def rename(source, target, overwrite: bool = False) -> None:
+    gfile.rename(os.fspath(source), os.fspath(target), overwrite=overwrite)
+
+
 def move_dir(source, target) -> None:
     """Moves directory `source` to `target`, which must not exist.
 
