@@ -176,7 +176,7 @@ class LogMelSpectrogram(keras.layers.Layer):
 class FlooredLeakyReLU(keras.layers.Layer):
     """`max(leaky_relu(x, negative_slope), floor)`: the activation of speech_embedding.
 
-    >>> FlooredLeakyReLU()(keras.ops.convert_to_tensor([-5.0, -1.0, 2.0])).numpy().round(3).tolist()
+    >>> [round(float(v), 3) for v in FlooredLeakyReLU()(keras.ops.convert_to_tensor([-5.0, -1.0, 2.0]))]
     [-0.4, -0.2, 2.0]
     """
 
