@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
+from harness import write_image_folder
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.image import ImagePreprocessor, load_data, synthetic_images
 from tfx_transfer.data.splits import stratified_split

@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from conftest import tiny_resnet
+from harness import tiny_resnet
 from tfx_transfer import storage
 from tfx_transfer.data.image import ImagePreprocessor
 from tfx_transfer.export import export_saved_model, load_labels, resolve_export_dir
