@@ -55,3 +55,18 @@ def test_round_trip_in_safe_mode(name):
         restored(inputs)  # builds the weights, which then get the original's values
         restored.set_weights(original.get_weights())
     np.testing.assert_allclose(np.asarray(restored(inputs)), before, rtol=1e-6, atol=1e-6)
+
+
+def test_layers_are_registered_when_keras_is_imported_after_tfx_transfer():
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, tfx_transfer\n"
+        "assert 'keras' not in sys.modules\n"
+        "import keras\n"
+        "print(keras.saving.get_registered_object('tfx_transfer>PixelNormalization').__name__)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "PixelNormalization"
