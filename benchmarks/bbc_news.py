@@ -19,7 +19,8 @@ import os
 import tempfile
 import time
 
-from tfx_transfer.data.text import Skipped, bbc_news_dir, encode_labels, read_class_folders, split_examples
+from tfx_transfer.data.sources import SkippedReport
+from tfx_transfer.data.text import bbc_news_dir, label_ids, read_class_folders, split_examples
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.pipeline import prepare, train
 from tfx_transfer.recipe import load_recipe
@@ -44,18 +45,18 @@ def tfidf_baseline(recipe) -> tuple[float, str]:
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    parts = {"all": read_class_folders(bbc_news_dir(), recipe.data.text.file_pattern, Skipped())}
-    labels, _ = encode_labels(parts, recipe.head.kind, None)
+    parts = {"all": read_class_folders(bbc_news_dir(), recipe.data.text.file_pattern, SkippedReport())}
+    labels, _ = label_ids(parts, recipe.head.kind, None)
     splits = split_examples(parts, labels, recipe.data, recipe.seed)
     best = None
     for ngrams in ((1, 1), (1, 2)):
         vectorizer = TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True, min_df=2)
-        train_x = vectorizer.fit_transform(splits["train"][0])
+        train_x = vectorizer.fit_transform(splits["train"].texts)
         for c in (1.0, 10.0, 100.0):
-            classifier = LogisticRegression(C=c, max_iter=3000).fit(train_x, splits["train"][1])
+            classifier = LogisticRegression(C=c, max_iter=3000).fit(train_x, splits["train"].labels)
 
             def accuracy(split):
-                texts, y = splits[split]
+                texts, y = splits[split].texts, splits[split].labels
                 return float((classifier.predict(vectorizer.transform(texts)) == y).mean())
 
             candidate = (accuracy("validation"), accuracy("test"), f"{ngrams[0]}-{ngrams[1]} grams, C={c:g}")

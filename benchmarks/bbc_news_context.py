@@ -22,7 +22,8 @@ from sklearn.pipeline import make_pipeline
 
 from tfx_transfer.backbones.packaged import build_packaged
 from tfx_transfer.data.splits import stratified_split
-from tfx_transfer.data.text import Skipped, bbc_news_dir, encode_labels, read_class_folders
+from tfx_transfer.data.sources import SkippedReport
+from tfx_transfer.data.text import bbc_news_dir, label_ids, read_class_folders
 
 CHUNK = 128
 SEED = 42
@@ -65,8 +66,8 @@ def accuracies(make_classifier, x, y, split, grid):
 
 
 def main():
-    examples = read_class_folders(bbc_news_dir(), "*.txt", Skipped())
-    labels, _ = encode_labels({"all": examples}, "multiclass", None)
+    examples = read_class_folders(bbc_news_dir(), "*.txt", SkippedReport())
+    labels, _ = label_ids({"all": examples}, "multiclass", None)
     y = labels["all"]
     split = stratified_split(y, 0.15, 0.15, SEED)
     start = time.perf_counter()

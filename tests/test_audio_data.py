@@ -116,7 +116,7 @@ def test_folder_skips_unreadable_files_resamples_and_keeps_groups_in_one_split(t
     splits = audio.load_data(recipe, BACKBONE)
 
     assert splits.class_names == ["high", "low"]
-    skipped = {os.path.basename(s["file"]): s["reason"] for s in splits.report["skipped"]}
+    skipped = {os.path.basename(s["source"]): s["reason"] for s in splits.report["skipped"]}
     assert set(skipped) == {"broken.wav", "eight_bit.wav"}
     assert "16-bit" in skipped["eight_bit.wav"] and "sox" in skipped["eight_bit.wav"]
     assert splits.report["resampled_files_by_rate"] == {"44100": 1}
@@ -194,8 +194,8 @@ def test_long_clips_become_windows_of_one_group(tmp_path):
         assert waveform.shape == (8000,) and np.abs(waveform).min() < 0.01 and np.abs(waveform).max() > 0.49
     # Test metrics average per file: every test window knows its file, in dataset order.
     test_files = sum(splits.report["counts"]["test"].values())
-    assert np.bincount(splits.test_clip_ids).tolist() == [4] * test_files
-    assert splits.test_clip_ids.tolist() == sorted(splits.test_clip_ids.tolist())
+    assert np.bincount(splits.test_groups).tolist() == [4] * test_files
+    assert splits.test_groups.tolist() == sorted(splits.test_groups.tolist())
 
 
 def options(**kwargs):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import tiny_resnet, write_image_folder
+from harness import tiny_resnet, write_image_folder
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.cli import main
 

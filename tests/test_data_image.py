@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
+from harness import write_image_folder
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.image import ImagePreprocessor, load_data, synthetic_images
 from tfx_transfer.data.splits import stratified_split
@@ -46,7 +46,7 @@ def test_predefined_split_folders_are_used(tmp_path):
     assert splits.report["counts"]["train"] == {"cat": 4, "dog": 4}
 
 
-def test_corrupt_and_truncated_images_are_skipped_counted_and_named(tmp_path, capsys):
+def test_corrupt_and_truncated_images_are_skipped_counted_and_named(tmp_path, caplog):
     write_image_folder(tmp_path, per_class=6, fmt="jpg")
     bad = tmp_path / "cat" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
@@ -54,11 +54,11 @@ def test_corrupt_and_truncated_images_are_skipped_counted_and_named(tmp_path, ca
     empty.write_bytes(b"")
     (tmp_path / "dog" / "notes.txt").write_text("ignored")
     splits = _load(tmp_path)
-    skipped = {os.path.basename(s["file"]) for s in splits.report["skipped"]}
+    skipped = {os.path.basename(s["source"]) for s in splits.report["skipped"]}
     assert skipped == {"broken.jpg", "empty.png"}
     assert splits.report["ignored_non_image_files"] == 1
     assert sum(sum(c.values()) for c in splits.report["counts"].values()) == 12
-    assert "skipped 2 image file(s)" in capsys.readouterr().err
+    assert "skipped 2 image file(s)" in caplog.text
     assert sum(1 for _ in splits.train) == splits.report["counts"]["train"]["cat"] + splits.report["counts"]["train"]["dog"]
 
 

@@ -15,7 +15,7 @@ SCRIPT = textwrap.dedent(
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     sys.path.insert(0, {tests!r})
-    from conftest import tiny_resnet, write_image_folder
+    from harness import tiny_resnet, write_image_folder
     from tfx_transfer.backbones.registry import register_source
     from tfx_transfer.pipeline import train
     from tfx_transfer.recipe import recipe_from_dict

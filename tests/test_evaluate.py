@@ -14,7 +14,7 @@ def test_windows_of_one_clip_are_averaged_into_one_row_with_its_label():
     dataset = tf.data.Dataset.from_tensor_slices((logits, labels))
     windows = model.predict(logits, verbose=0)
 
-    probabilities, clip_labels = predict_probabilities(model, dataset, 2, "multiclass", clip_ids=[0, 0, 1, 2, 2])
+    probabilities, clip_labels = predict_probabilities(model, dataset, 2, "multiclass", group_ids=[0, 0, 1, 2, 2])
 
     np.testing.assert_allclose(
         probabilities, [windows[:2].mean(0), windows[2], windows[3:].mean(0)], rtol=1e-6

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_resnet
+from harness import tiny_resnet
 from tfx_transfer.data.image import ImagePreprocessor
 from tfx_transfer.export import PYTHON_OPS, WARMUP_FILE, export_saved_model, graph_ops, load_labels
 from tfx_transfer.model import build_model

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_resnet
+from harness import tiny_resnet
 from tfx_transfer.backbones.blocks import cut_points
 from tfx_transfer.backbones.keras_apps import build_keras_app
 from tfx_transfer.freezing import apply_freeze_policy, freeze_table, select_trainable

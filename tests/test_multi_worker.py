@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import write_image_folder
+from harness import write_image_folder
 
 TIMEOUT_SECONDS = 180
 
@@ -22,7 +22,7 @@ import json, os, sys
 import numpy as np
 import tensorflow as tf
 sys.path.insert(0, {tests!r})
-from conftest import tiny_resnet
+from harness import tiny_resnet
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.pipeline import train
 from tfx_transfer.recipe import recipe_from_dict

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from text_helpers import save_tiny_bert_preset, write_topic_folder
+from harness.text import save_tiny_bert_preset, write_topic_folder
 from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.text import load_data, make_preprocessor
@@ -34,7 +34,7 @@ def test_folder_source_sorted_classes_stratified_split_and_skips(backbone, tmp_p
     assert splits.class_names == ["business", "politics", "sport"]
     assert splits.report["counts"]["test"] == {"business": 4, "politics": 4, "sport": 4}
     assert splits.report["skipped_counts"] == {"empty text": 1, "invalid UTF-8": 1}
-    skipped = {item["where"].split("/")[-1]: item["reason"] for item in splits.report["skipped"]}
+    skipped = {item["source"].split("/")[-1]: item["reason"] for item in splits.report["skipped"]}
     assert skipped["empty.txt"] == "empty text" and skipped["latin1.txt"].startswith("invalid UTF-8")
     json.dumps(splits.report)  # goes into metrics.json
 
@@ -99,6 +99,7 @@ def test_tfds_text_dataset(backbone, monkeypatch):
     from tfx_transfer.data import tfds as tfds_module
 
     class Info:
+        splits = {"train": None, "validation": None, "test": None}
         supervised_keys = ("text", "label")
         features = {"label": type("ClassLabel", (), {"names": ["neg", "pos"]})()}
 
@@ -110,6 +111,8 @@ def test_tfds_text_dataset(backbone, monkeypatch):
     assert splits.class_names == ["neg", "pos"]
     assert splits.report["skipped_counts"] == {"empty text": 3, "invalid UTF-8": 3}
     assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 8, "validation": 4, "test": 2}
+    assert splits.sources["test"] == ["tfds:reviews/test[0]", "tfds:reviews/test[1]"]
+    assert {s["source"] for s in splits.report["skipped"]} >= {"tfds:reviews/train[2]", "tfds:reviews/train[3]"}
 
 
 def test_bbc_news_reads_package_folders_in_sorted_order(backbone):
@@ -119,7 +122,7 @@ def test_bbc_news_reads_package_folders_in_sorted_order(backbone):
     totals = {name: sum(splits.report["counts"][s][name] for s in ("train", "validation", "test"))
               for name in splits.class_names}
     assert totals == {"business": 510, "entertainment": 386, "politics": 417, "sports": 510, "tech": 401}
-    assert [i["where"].split("data/")[-1] for i in splits.report["skipped"]] == ["sports/199.txt"]
+    assert [i["source"].split("data/")[-1] for i in splits.report["skipped"]] == ["sports/199.txt"]
     assert sum(splits.report["counts"]["test"].values()) == 333
 
 

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import keras
     import numpy as np
     from savedmodel_builders import save_dense_module
-    from text_helpers import save_tiny_bert_preset, write_topic_folder
+    from harness.text import save_tiny_bert_preset, write_topic_folder
     from tfx_transfer.backbones.hub import SavedModelLayer
     from tfx_transfer.backbones.kerashub import build_kerashub_backbone
     from tfx_transfer.data.text import load_data

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from text_helpers import save_tiny_bert_preset, write_topic_folder
+from harness.text import save_tiny_bert_preset, write_topic_folder
 from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 from tfx_transfer.data.text import TextPreprocessor
 from tfx_transfer.pipeline import train

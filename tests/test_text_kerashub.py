@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from text_helpers import save_tiny_bert_preset
+from harness.text import save_tiny_bert_preset
 from tfx_transfer.backbones.kerashub import SequencePooling, build_kerashub_backbone
 from tfx_transfer.backbones.packaged import build_packaged
 from tfx_transfer.backbones.registry import resolve
@@ -151,7 +151,7 @@ def test_clear_errors(tiny_preset, tmp_path):
 def test_other_families_distilbert_without_segment_ids(tmp_path):
     import keras_hub
 
-    from text_helpers import VOCABULARY
+    from harness.text import VOCABULARY
 
     encoder = keras_hub.models.DistilBertBackbone(
         vocabulary_size=len(VOCABULARY), num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import tiny_resnet
+from harness import tiny_resnet
 from tfx_transfer.data.base import DataSplits
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import DistributeConfig, FreezeConfig, PhaseConfig, recipe_from_dict

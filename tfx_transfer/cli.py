@@ -19,6 +19,11 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from tfx_transfer.log import install_console_handler
+
+    install_console_handler(debug=args.debug)
+    if not args.debug:
+        _import_tensorflow_quietly()
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:
@@ -29,6 +34,35 @@ def main(argv=None) -> int:
             traceback.print_exc()
         print(f"tfx-transfer: error: {_one_line(e)}", file=sys.stderr)
         return 2 if _is_user_error(e) else 1
+
+
+def _import_tensorflow_quietly() -> None:
+    """Imports TensorFlow without its C++ start-up lines on a CPU-only machine (`--debug` shows them).
+
+    `TF_CPP_MIN_LOG_LEVEL=3` hides lines such as "failed call to cuInit"; the
+    "Could not find cuda drivers" lines are written before TensorFlow reads it,
+    so stderr is pointed at a temporary file during the import and replayed
+    only if the import fails.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            captured.seek(0)
+            sys.stderr.write(captured.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _is_user_error(error) -> bool:
@@ -89,7 +123,7 @@ def _train(args):
 def _inspect(args):
     from tfx_transfer.backbones.registry import resolve
     from tfx_transfer.freezing import apply_freeze_selection, freeze_table, select_trainable
-    from tfx_transfer.pipeline import make_augmentation
+    from tfx_transfer.data.modality import modality_for
     from tfx_transfer.recipe import load_recipe
     from tfx_transfer.training.plan import plan_phases
 
@@ -99,7 +133,7 @@ def _inspect(args):
     selections = [select_trainable(backbone, phase.freeze) for phase in recipe.phases]
     plans = plan_phases(
         recipe.phases, selections, backbone.blocks,
-        augmentation=make_augmentation(recipe) is not None, cache_limit_mb=recipe.cache_limit_mb,
+        augmentation=modality_for(recipe.modality).make_augmentation(recipe) is not None, cache_limit_mb=recipe.cache_limit_mb,
     )
     for phase, selection, plan in zip(recipe.phases, selections, plans):
         apply_freeze_selection(backbone, selection)
@@ -112,6 +146,7 @@ def _predict(args):
     import numpy as np
     import tensorflow as tf
 
+    from tfx_transfer import storage
     from tfx_transfer.export import SIGNATURE_RAW, load_labels, resolve_export_dir
 
     export_dir = resolve_export_dir(args.export_dir)
@@ -120,12 +155,11 @@ def _predict(args):
     signature = loaded.signatures[SIGNATURE_RAW]
     (input_key,) = signature.structured_input_signature[1].keys()
     labels = load_labels(export_dir)
-    missing = [f for f in args.files if not os.path.isfile(f)]
+    missing = [f for f in args.files if not storage.exists(f) or storage.isdir(f)]
     if missing:
         raise FileNotFoundError(f"no such file: {missing[0]!r}")
     for path in args.files:
-        with open(path, "rb") as f:
-            raw = f.read()
+        raw = storage.read_bytes(path)
         try:
             outputs = signature(**{input_key: tf.constant([raw])})
         except tf.errors.InvalidArgumentError as e:

@@ -3,7 +3,8 @@
 import numpy as np
 import tensorflow as tf
 
-from tfx_transfer.heads import class_probabilities
+from tfx_transfer.data.windows import mean_per_group
+from tfx_transfer.head_kinds import head_kind
 
 
 def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
@@ -23,22 +24,19 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
     return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
 
 
-def predict_probabilities(model, dataset, batch_size: int, kind: str, clip_ids=None, jit_compile: bool = False):
+def predict_probabilities(model, dataset, batch_size: int, kind: str, group_ids=None, jit_compile: bool = False):
     """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset.
 
-    With `clip_ids` (the source clip of each example, e.g. the windows of a long
-    audio file), the probabilities of one clip's examples are averaged into one
-    row per clip, as the exported model does.
+    With `group_ids` (the input each example is a window of, e.g. `DataSplits.test_groups`),
+    the probabilities of one input's windows are averaged into one row per input
+    by `windows.mean_per_group`, exactly as the exported model does.
     """
     outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile)
-    probabilities = np.asarray(class_probabilities(outputs, kind))
-    if clip_ids is None:
+    probabilities = np.asarray(head_kind(kind).class_probabilities(outputs))
+    if group_ids is None:
         return probabilities, labels
-    clip_ids = np.asarray(clip_ids)
-    sums = np.zeros((clip_ids.max() + 1, probabilities.shape[1]))
-    np.add.at(sums, clip_ids, probabilities)
-    _, first, counts = np.unique(clip_ids, return_index=True, return_counts=True)
-    return sums / counts[:, None], labels[first]
+    groups, first, dense_ids = np.unique(np.asarray(group_ids), return_index=True, return_inverse=True)
+    return mean_per_group(probabilities, dense_ids, len(groups)).numpy(), labels[first]
 
 
 def classification_report(probabilities, labels, class_names, kind: str = "multiclass", threshold: float = 0.5) -> dict:

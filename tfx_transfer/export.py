@@ -8,24 +8,26 @@ path = export_saved_model(model, preprocessor, ["cat", "dog"], "saved_models", "
 ```
 """
 
-import os
 import re
-import shutil
-import tempfile
+import uuid
 
 import keras
 import tensorflow as tf
 
-from tfx_transfer.heads import class_probabilities
+from tfx_transfer import storage
+from tfx_transfer.data.base import ServingPreprocessor
+from tfx_transfer.data.windows import mean_per_group
+from tfx_transfer import head_kinds
+from tfx_transfer.log import logger
 
 SIGNATURE_RAW = "serving_default"
 SIGNATURE_TENSOR = "serve_tensor"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 
 
 def export_saved_model(
     model: keras.Model,
-    preprocessor,
+    preprocessor: ServingPreprocessor,
     class_names,
     export_base: str,
     model_name: str,
@@ -36,10 +38,14 @@ def export_saved_model(
 ) -> str:
     """Writes `<export_base>/<model_name>/<version>/` and returns its path.
 
-    The directory is written under a temporary name beside its final place and
-    renamed when complete, so a TF Serving instance polling `export_base` never
-    loads half a model. `version` defaults to one more than the highest
-    existing version.
+    `export_base` is any `tf.io.gfile` path (local, `gs://`, `ram://`). The version
+    is written under a temporary name beside its final place and renamed when
+    complete. On a local disk the rename is atomic, so a TF Serving instance
+    polling `export_base` never loads half a model. On an object store (GCS, S3)
+    a directory rename copies object by object and is not atomic: a server
+    polling there can briefly see a partial version; point it at the version only
+    after this function returns (see `tfx_transfer.storage`). `version` defaults
+    to one more than the highest existing version.
     """
     class_names = [str(c) for c in class_names]
     if any("\n" in c for c in class_names):
@@ -48,32 +54,27 @@ def export_saved_model(
         raise ValueError(
             f"export.model_name must use letters, digits, '_', '-' or '.', received {model_name!r}."
         )
-    model_dir = os.path.join(export_base, model_name)
-    os.makedirs(model_dir, exist_ok=True)
+    model_dir = storage.join(export_base, model_name)
+    storage.makedirs(model_dir)
     version = next_version(model_dir) if version is None else int(version)
-    final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
+    final = storage.join(model_dir, str(version))
+    if storage.exists(final):
         raise FileExistsError(
             f"Export version {final!r} already exists. Choose another export.version or leave it unset."
         )
 
     archive = build_archive(model, preprocessor, class_names, head_kind)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
+    tmp = storage.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")  # ignored by TF Serving and next_version
     try:
         archive.write_out(tmp, verbose=False)
-        assets = os.path.join(tmp, "assets")
-        os.makedirs(assets, exist_ok=True)
-        with open(os.path.join(assets, "labels.txt"), "w", encoding="utf-8") as f:
-            f.write("".join(f"{c}\n" for c in class_names))
+        storage.write_text_atomic(storage.join(tmp, "assets", "labels.txt"), "".join(f"{c}\n" for c in class_names))
         if recipe_yaml is not None:
-            with open(os.path.join(assets, "recipe.yaml"), "w", encoding="utf-8") as f:
-                f.write(recipe_yaml)
+            storage.write_text_atomic(storage.join(tmp, "assets", "recipe.yaml"), recipe_yaml)
         if warmup_requests:
             write_warmup_requests(tmp, model_name, preprocessor)
-        os.rename(tmp, final)
+        storage.move_dir(tmp, final)
     finally:
-        if os.path.exists(tmp):
-            shutil.rmtree(tmp)
+        storage.rmtree(tmp)
     return final
 
 
@@ -81,14 +82,16 @@ def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.E
     """An `ExportArchive` with the two contract signatures on `model` and `preprocessor`.
 
     A preprocessor with `windows` (long audio clips) cuts each input into
-    windows; the signatures average the windows' probabilities per input.
+    windows; the signatures average the windows' probabilities per input with
+    `windows.mean_per_group`, as evaluation does.
     """
     labels = tf.constant(class_names)
+    kind = head_kinds.head_kind(head_kind)
 
-    def predict(inputs, clip_ids=None, num_clips=None):
-        probabilities = tf.cast(class_probabilities(model(inputs, training=False), head_kind), tf.float32)
-        if clip_ids is not None:
-            probabilities = tf.math.unsorted_segment_mean(probabilities, clip_ids, num_clips)
+    def predict(inputs, group_ids=None, num_groups=None):
+        probabilities = tf.cast(kind.class_probabilities(model(inputs, training=False)), tf.float32)
+        if group_ids is not None:
+            probabilities = mean_per_group(probabilities, group_ids, num_groups)
         class_id = tf.argmax(probabilities, axis=-1, output_type=tf.int64)
         return {
             "probabilities": probabilities,
@@ -98,9 +101,9 @@ def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.E
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    for trackable in getattr(preprocessor, "trackables", ()):
+    for trackable in preprocessor.trackables:
         archive.track(trackable)
-    windows = getattr(preprocessor, "windows", False)
+    windows = preprocessor.windows
 
     def serve_raw(raw):
         if windows:
@@ -125,30 +128,29 @@ def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.E
 
 
 def next_version(model_dir: str) -> int:
-    versions = [int(n) for n in os.listdir(model_dir) if n.isdigit()] if os.path.isdir(model_dir) else []
-    return max(versions, default=0) + 1
+    """One more than the highest integer version directory in `model_dir` (1 when there is none)."""
+    return max((int(n) for n in storage.listdir(model_dir) if n.isdigit()), default=0) + 1
 
 
 def write_warmup_requests(export_dir: str, model_name: str, preprocessor) -> bool:
     """Writes `assets.extra/tf_serving_warmup_requests`, which TF Serving replays at load time.
 
-    Needs `tensorflow-serving-api` for the `PredictionLog` protos and an
-    `example_raw_input()` from the preprocessor; returns False when either is missing.
+    Needs `tensorflow-serving-api` for the `PredictionLog` protos; returns False
+    (and logs why) when it is not installed.
     """
-    example = getattr(preprocessor, "example_raw_input", None)
     try:
         from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
     except ImportError:
-        return False
-    if example is None:
+        logger.info("no warm-up requests written: install tensorflow-serving-api to write them")
         return False
     request = predict_pb2.PredictRequest(
         model_spec=model_pb2.ModelSpec(name=model_name, signature_name=SIGNATURE_RAW)
     )
-    request.inputs[preprocessor.raw_key].CopyFrom(tf.make_tensor_proto([example()], dtype=tf.string))
+    example = preprocessor.example_raw_input()
+    request.inputs[preprocessor.raw_key].CopyFrom(tf.make_tensor_proto([example], dtype=tf.string))
     log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-    os.makedirs(os.path.join(export_dir, "assets.extra"), exist_ok=True)
-    with tf.io.TFRecordWriter(os.path.join(export_dir, WARMUP_FILE)) as writer:
+    storage.makedirs(storage.join(export_dir, "assets.extra"))
+    with tf.io.TFRecordWriter(storage.join(export_dir, WARMUP_FILE)) as writer:
         writer.write(log.SerializeToString())
     return True
 
@@ -161,20 +163,19 @@ def graph_ops(export_dir: str) -> set[str]:
     from tensorflow.core.protobuf import saved_model_pb2
 
     proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
-        proto.ParseFromString(f.read())
+    proto.ParseFromString(storage.read_bytes(storage.join(export_dir, "saved_model.pb")))
     graph = proto.meta_graphs[0].graph_def
     return {node.op for node in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
 
 
 def load_labels(export_dir: str) -> list[str]:
-    with open(os.path.join(export_dir, "assets", "labels.txt"), encoding="utf-8") as f:
-        return f.read().splitlines()
+    """The class names of an export, in class-id order (`assets/labels.txt`)."""
+    return storage.read_text(storage.join(export_dir, "assets", "labels.txt")).splitlines()
 
 
 def resolve_export_dir(path: str) -> str:
     """`path` itself if it holds a SavedModel, else its highest integer version sub-directory."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
+    if storage.exists(storage.join(path, "saved_model.pb")):
         return path
     version = next_version(path) - 1
     if version < 1:
@@ -182,4 +183,4 @@ def resolve_export_dir(path: str) -> str:
             f"{path!r} holds no saved_model.pb and no integer version directory. Pass an export "
             "directory such as saved_models/<name>/<version>."
         )
-    return os.path.join(path, str(version))
+    return storage.join(path, str(version))

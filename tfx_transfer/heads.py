@@ -41,11 +41,3 @@ def build_head(feature_shape, num_classes: int, config, name: str = "head") -> k
     )(x)
     return keras.Model(inputs, outputs, name=name)
 
-
-def class_probabilities(outputs, kind: str):
-    """Head outputs as `[batch, num_classes]` probabilities; `head_kind(kind).class_probabilities`.
-
-    >>> class_probabilities(keras.ops.convert_to_tensor([[0.9, 0.1]]), "multiclass").shape
-    TensorShape([1, 2])
-    """
-    return head_kind(kind).class_probabilities(outputs)

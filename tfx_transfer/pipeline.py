@@ -11,7 +11,6 @@ print(result.metrics["test"]["accuracy"], result.export_dir)
 """
 
 import dataclasses
-import importlib
 import platform
 import re
 import time
@@ -20,9 +19,9 @@ import keras
 import tensorflow as tf
 
 import tfx_transfer.storage as storage
-from tfx_transfer import data as data_lib
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.modality import modality_for
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
@@ -64,8 +63,9 @@ def prepare(recipe, strategy=None) -> Prepared:
             f"recipe.modality is {recipe.modality!r} but backbone {backbone.name!r} is a "
             f"{backbone.modality} backbone. Set modality: {backbone.modality} or pick another backbone."
         )
-    splits = data_lib.load_data(recipe, backbone)
-    preprocessor = data_lib.make_preprocessor(recipe, backbone)
+    modality = modality_for(recipe.modality)
+    splits = modality.load_data(recipe, backbone)
+    preprocessor = modality.make_preprocessor(recipe, backbone)
     with strategy.scope():
         model, head = build_model(backbone, len(splits.class_names), recipe.head, name=_model_name(recipe))
     return Prepared(backbone, splits, preprocessor, model, head, strategy)
@@ -87,7 +87,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     model, splits = prepared.model, prepared.splits
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
-        strategy=prepared.strategy, augment=make_augmentation(recipe), callbacks=callbacks,
+        strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
     ).run()
 
     metrics = {
@@ -100,7 +100,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     }
     if splits.test is not None:
         probabilities, labels = predict_probabilities(
-            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_clip_ids,
+            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_groups,
             recipe.distribute.jit_compile,
         )
         metrics["test"] = classification_report(
@@ -136,16 +136,6 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     if chief:
         storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
-
-
-def make_augmentation(recipe):
-    """The modality's training-batch augmentation for `recipe`, or None when it augments nothing."""
-    make = getattr(_modality(recipe), "make_augmentation", None)
-    return make(recipe) if make else None
-
-
-def _modality(recipe):
-    return importlib.import_module(f"tfx_transfer.data.{recipe.modality}")
 
 
 def _model_name(recipe) -> str:

@@ -37,6 +37,12 @@ def join(*parts) -> str:
     return os.path.join(first, *map(os.fspath, parts[1:]))
 
 
+def parent(path) -> str:
+    """The directory holding `path`; URLs keep their `/` separators."""
+    path = os.fspath(path)
+    return posixpath.dirname(path) if "://" in path else os.path.dirname(path)
+
+
 def exists(path) -> bool:
     return gfile.exists(os.fspath(path))
 
@@ -68,11 +74,37 @@ def rmtree(path) -> None:
     """Removes a directory tree if it exists."""
     path = os.fspath(path)
     if gfile.exists(path):
-        gfile.rmtree(path)
+        try:
+            gfile.rmtree(path)
+        except tf.errors.NotFoundError:  # a prefix with no objects left (object stores, ram://)
+            pass
 
 
 def rename(source, target, overwrite: bool = False) -> None:
     gfile.rename(os.fspath(source), os.fspath(target), overwrite=overwrite)
+
+
+def move_dir(source, target) -> None:
+    """Moves directory `source` to `target`, which must not exist.
+
+    On a local disk: one rename, atomic. On a URL filesystem (`gs://`, `s3://`,
+    `ram://`): a copy of every file, then removing `source` - not atomic, readers
+    can see `target` partly copied. (Those filesystems have no directory rename;
+    `ram://` even "renames" a directory by dropping its files.)
+    """
+    source, target = os.fspath(source), os.fspath(target)
+    if "://" not in source:
+        gfile.rename(source, target)
+        return
+    for directory, _, filenames in gfile.walk(source):
+        destination = target + directory[len(source):]
+        gfile.makedirs(destination)
+        for filename in filenames:
+            if not gfile.exists(join(directory, filename)):
+                continue  # ram:// lists `assets.extra` inside `assets` as `.extra` (a prefix match)
+            with gfile.GFile(join(destination, filename), "wb") as f:  # gfile.copy fails on ram://
+                f.write(read_bytes(join(directory, filename)))
+    rmtree(source)
 
 
 def read_bytes(path) -> bytes:
@@ -96,9 +128,8 @@ def read_json(path):
 def write_bytes_atomic(path, data: bytes) -> None:
     """Writes `data` to `path` so that readers see the old or the new content, never a part."""
     path = os.fspath(path)
-    parent = posixpath.dirname(path) if "://" in path else os.path.dirname(path)
-    if parent:
-        gfile.makedirs(parent)
+    if parent(path):
+        gfile.makedirs(parent(path))
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
         with gfile.GFile(tmp, "wb") as f:

@@ -29,8 +29,9 @@ class SequencePooling(keras.layers.Layer):
     with an int or bool mask `[B, T]` that is 1 for real tokens.
 
     >>> pool = SequencePooling("mean")
-    >>> pool([keras.ops.ones((1, 3, 2)) * keras.ops.reshape(keras.ops.arange(3.0), (1, 3, 1)),
-    ...       keras.ops.convert_to_tensor([[1, 1, 0]])]).tolist()
+    >>> keras.ops.convert_to_numpy(pool([
+    ...     keras.ops.ones((1, 3, 2)) * keras.ops.reshape(keras.ops.arange(3.0), (1, 3, 1)),
+    ...     keras.ops.convert_to_tensor([[1, 1, 0]])])).tolist()
     [[0.5, 0.5]]
     """
 

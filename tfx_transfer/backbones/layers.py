@@ -12,7 +12,7 @@ class PixelNormalization(keras.layers.Layer):
     with `reverse_channels=True`, BGR (Caffe-style weights).
 
     >>> layer = PixelNormalization(mean=(127.5,) * 3, std=(127.5,) * 3)
-    >>> layer(keras.ops.full((1, 2, 2, 3), 255.0))[0, 0, 0].tolist()
+    >>> keras.ops.convert_to_numpy(layer(keras.ops.full((1, 2, 2, 3), 255.0)))[0, 0, 0].tolist()
     [1.0, 1.0, 1.0]
     """
 

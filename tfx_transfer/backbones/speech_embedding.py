@@ -176,7 +176,7 @@ class LogMelSpectrogram(keras.layers.Layer):
 class FlooredLeakyReLU(keras.layers.Layer):
     """`max(leaky_relu(x, negative_slope), floor)`: the activation of speech_embedding.
 
-    >>> FlooredLeakyReLU()(keras.ops.convert_to_tensor([-5.0, -1.0, 2.0])).numpy().round(3).tolist()
+    >>> [round(float(v), 3) for v in FlooredLeakyReLU()(keras.ops.convert_to_tensor([-5.0, -1.0, 2.0]))]
     [-0.4, -0.2, 2.0]
     """
 
@@ -200,7 +200,7 @@ def _conv(filters, kernel, index):
     return keras.layers.Conv2D(filters, kernel, padding=padding, name=f"conv_{index}")
 
 
-def build_model(pooling: str = "mean") -> tuple[keras.Model, list[Block]]:
+def build_encoder_model(pooling: str = "mean") -> tuple[keras.Model, list[Block]]:
     """The speech_embedding feature model with random weights, and its block map.
 
     Blocks: `frontend` (waveform input, log-mel, reshape: no weights), then
@@ -256,7 +256,7 @@ def read_tflite_convs(tflite_path) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def _convert(tflite_path):
     def convert(target):
-        model, _ = build_model()
+        model, _ = build_encoder_model()
         layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
         weights = read_tflite_convs(tflite_path)
         if len(weights) != len(layers):
@@ -300,7 +300,7 @@ def build_speech_embedding(pooling: str | None = "mean", weights: str | None = "
             "backbone.weights for speech_embedding must be 'pretrained' (the weights shipped in "
             f"openwakeword==0.5.1) or 'none' (random initialisation), received {weights!r}."
         )
-    model, blocks = build_model(check_pooling(pooling))
+    model, blocks = build_encoder_model(check_pooling(pooling))
     if choice != "none":
         model.load_weights(str(pretrained_weights_path()))
     frontend = model.get_layer("log_mel")

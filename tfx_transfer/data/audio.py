@@ -2,18 +2,27 @@
 
 import csv
 import dataclasses
+import io
 import os
 import re
-import sys
 import time
 from typing import Literal
 
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
-from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.sources import (
+    SkippedReport,
+    files_under,
+    limit_examples,
+    list_class_folders,
+    predefined_split_dirs,
+)
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.head_kinds import head_kind
 
 
 @dataclasses.dataclass
@@ -88,6 +97,7 @@ class AudioOptions:
 
 SPLITS = ("train", "validation", "test")
 WAV_EXTENSIONS = (".wav", ".wave")
+WAV_PATTERNS = tuple(f"*{extension}" for extension in WAV_EXTENSIONS)
 _WAV_HINT = "Only 16-bit PCM WAV is read (tf.audio.decode_wav); convert with: sox IN -b 16 -e signed OUT.wav"
 
 
@@ -144,12 +154,12 @@ def window_starts(num_samples, clip_samples: int, hop_samples: int):
     return tf.cond(starts[-1] < last, lambda: tf.concat([starts, [last]], 0), lambda: starts)
 
 
-class AudioPreprocessor:
+class AudioPreprocessor(ServingPreprocessor):
     """WAV bytes -> mono waveform at `sample_rate`, centre-cropped or zero-padded to `clip_samples`.
 
     With `hop_samples`, a clip is instead cut into `clip_samples` windows every
     `hop_samples` (`raw_to_windows`), and the exported model averages the
-    windows' predictions per clip.
+    windows' predictions per clip (`tfx_transfer.data.windows`).
 
     >>> pre = AudioPreprocessor(16000, 8000)
     >>> wav = tf.audio.encode_wav(tf.zeros((4000, 2)), 8000)  # stereo, 8 kHz, 0.5 s
@@ -277,30 +287,16 @@ def _list_folder(root: str, options: AudioOptions) -> tuple[_Files, int]:
 
     Folders starting with `_` or `.` are not classes (`_background_noise`, as in Speech Commands).
     """
-    if not root or not os.path.isdir(root):
+    if not root or not storage.isdir(root):
         raise ConfigError(f"data.path: audio folder {root!r} does not exist.")
-    predefined = [s for s in SPLITS if os.path.isdir(os.path.join(root, s))]
     files, ignored = _Files(), 0
-    for split in predefined or [None]:
-        base = os.path.join(root, split) if split else root
-        classes = sorted(
-            d
-            for d in os.listdir(base)
-            if os.path.isdir(os.path.join(base, d)) and not d.startswith((".", "_"))
+    for split, base in (predefined_split_dirs(root) or {None: root}).items():
+        folders = list_class_folders(
+            base, WAV_PATTERNS, "audio", "WAV files", hidden_prefixes=(".", "_"), every_class_needs_files=False
         )
-        if len(classes) < 2:
-            raise ConfigError(
-                f"data.path: {base!r} holds {len(classes)} class folder(s) {classes}; a classifier needs at "
-                "least 2, one sub-folder of WAV files per class."
-            )
-        for name in classes:
-            for dirpath, _, filenames in sorted(os.walk(os.path.join(base, name))):
-                for filename in sorted(filenames):
-                    path = os.path.join(dirpath, filename)
-                    if filename.lower().endswith(WAV_EXTENSIONS):
-                        files.add(path, name, _group_of(path, options), split)
-                    else:
-                        ignored += 1
+        for path, label_id in zip(folders.paths, folders.label_ids):
+            files.add(path, folders.class_names[label_id], _group_of(path, options), split)
+        ignored += len(folders.ignored)
     if not files.paths:
         raise ConfigError(f"data.path: no WAV files under {root!r}.")
     return files, ignored
@@ -308,29 +304,28 @@ def _list_folder(root: str, options: AudioOptions) -> tuple[_Files, int]:
 
 def _list_manifest(manifest: str, options: AudioOptions) -> _Files:
     """Rows `path,label[,group][,split]` of a CSV (or TSV) file; paths relative to the file."""
-    if not manifest or not os.path.isfile(manifest):
+    if not manifest or not storage.exists(manifest) or storage.isdir(manifest):
         raise ConfigError(f"data.path: audio manifest {manifest!r} does not exist.")
     delimiter = "\t" if manifest.lower().endswith(".tsv") else ","
-    base = os.path.dirname(os.path.abspath(manifest))
+    base = storage.parent(manifest if "://" in manifest else os.path.abspath(manifest))
     files = _Files()
-    with open(manifest, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        missing = [c for c in ("path", "label") if c not in columns]
-        if missing:
-            raise ConfigError(
-                f"data.path: manifest {manifest!r} has no column(s) {missing}; it needs a header row "
-                f"with path,label (optional: {options.group_column}, split). Found: {columns}."
-            )
-        for line, row in enumerate(reader, start=2):
-            if not row["path"] or not row["label"]:
-                raise ConfigError(f"{manifest}:{line}: empty path or label.")
-            split = (row.get("split") or "").strip() or None
-            if split is not None and split not in SPLITS:
-                raise ConfigError(f"{manifest}:{line}: split must be one of {SPLITS}, received {split!r}.")
-            path = os.path.join(base, row["path"])
-            group = (row.get(options.group_column) or "").strip() or _group_of(path, options)
-            files.add(path, row["label"].strip(), group, split)
+    reader = csv.DictReader(io.StringIO(storage.read_text(manifest), newline=""), delimiter=delimiter)
+    columns = reader.fieldnames or []
+    missing = [c for c in ("path", "label") if c not in columns]
+    if missing:
+        raise ConfigError(
+            f"data.path: manifest {manifest!r} has no column(s) {missing}; it needs a header row "
+            f"with path,label (optional: {options.group_column}, split). Found: {columns}."
+        )
+    for line, row in enumerate(reader, start=2):
+        if not row["path"] or not row["label"]:
+            raise ConfigError(f"{manifest}:{line}: empty path or label.")
+        split = (row.get("split") or "").strip() or None
+        if split is not None and split not in SPLITS:
+            raise ConfigError(f"{manifest}:{line}: split must be one of {SPLITS}, received {split!r}.")
+        path = storage.join(base, row["path"])
+        group = (row.get(options.group_column) or "").strip() or _group_of(path, options)
+        files.add(path, row["label"].strip(), group, split)
     if not files.paths:
         raise ConfigError(f"data.path: manifest {manifest!r} lists no files.")
     return files
@@ -342,23 +337,23 @@ def _probe(wav_bytes):
     return tf.shape(audio)[0], tf.shape(audio)[1], rate
 
 
-def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], list[dict]]:
-    """Decodes each file once: `{path: (samples, channels, rate)}` and `[{"file", "reason"}]` of the rest."""
-    info, skipped = {}, []
+def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], SkippedReport]:
+    """Decodes each file once: `{path: (samples, channels, rate)}`, and the report of the files left out."""
+    info, skipped = {}, SkippedReport()
     for path in paths:
         try:
-            with open(path, "rb") as f:
-                data = f.read()
-            samples, channels, rate = (int(v) for v in _probe(tf.constant(data)))
-        except OSError as e:
-            skipped.append({"file": path, "reason": f"cannot be read: {e.strerror or e}"})
+            data = storage.read_bytes(path)
+        except (OSError, tf.errors.OpError) as e:
+            skipped.add(path, f"cannot be read: {getattr(e, 'strerror', None) or getattr(e, 'message', e)}")
             continue
+        try:
+            samples, channels, rate = (int(v) for v in _probe(tf.constant(data)))
         except tf.errors.InvalidArgumentError as e:
             reason = e.message.strip().splitlines()[-1]
-            skipped.append({"file": path, "reason": f"not a readable WAV ({reason}). {_WAV_HINT}"})
+            skipped.add(path, f"not a readable WAV ({reason}). {_WAV_HINT}")
             continue
         if samples == 0:
-            skipped.append({"file": path, "reason": "holds no audio samples"})
+            skipped.add(path, "holds no audio samples")
             continue
         info[path] = (samples, channels, rate)
     return info, skipped
@@ -420,26 +415,18 @@ def load_data(recipe, backbone) -> DataSplits:
             "WAV files per class) or 'csv' (a manifest with path,label[,group][,split] columns)."
         )
     info, skipped = check_wav_files(files.paths)
-    if skipped:
-        print(
-            f"[tfx-transfer] skipped {len(skipped)} audio file(s): "
-            f"{skipped[0]['file']}: {skipped[0]['reason']}"
-            + (" (all listed in metrics.json under data.skipped)" if len(skipped) > 1 else ""),
-            file=sys.stderr,
-        )
+    skipped.log("audio file(s)")
     files = files.subset([i for i, p in enumerate(files.paths) if p in info])
     if not files.paths:
         raise ConfigError(f"data.path: none of the audio files under {config.path!r} could be decoded.")
     class_names = sorted(set(files.labels))
-    if len(class_names) < 2:
-        raise ConfigError(f"data.path: a classifier needs at least 2 classes, found {class_names}.")
+    head_kind(recipe.head.kind).check_class_count(
+        len(class_names), source=f"data.path {config.path!r} ({class_names})", hint="Put one sub-folder of clips per class."
+    )
     label_ids = np.asarray([class_names.index(label) for label in files.labels], np.int32)
     parts = _assign_splits(files, label_ids, config, recipe.seed)
-    if config.max_train_examples and len(parts["train"]) > config.max_train_examples:
-        train = np.asarray(parts["train"])
-        fraction = config.max_train_examples / len(train)
-        _, _, kept = stratified_split(label_ids[train], 0.0, fraction, recipe.seed)
-        parts["train"] = list(train[kept])
+    train = np.asarray(parts["train"], np.int64)
+    parts["train"] = list(train[limit_examples(label_ids[train], config.max_train_examples, recipe.seed)])
     missing = [c for c, n in class_counts(label_ids[parts["train"]], class_names).items() if n == 0]
     if missing:
         raise ConfigError(
@@ -451,9 +438,9 @@ def load_data(recipe, backbone) -> DataSplits:
         return int(round(samples * preprocessor.sample_rate / rate))
 
     def dataset(indices):
-        """One example per window, and the index (within `indices`) of the file each came from."""
+        """One example per window, the index (within `indices`) of the file each came from, and its path."""
         if not len(indices):
-            return None, None
+            return None, None, []
         rows = [
             (files.paths[i], offset, label_ids[i], clip)
             for clip, i in enumerate(indices)
@@ -465,7 +452,7 @@ def load_data(recipe, backbone) -> DataSplits:
         def load(path, offset, label):
             return preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label
 
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), np.asarray(clips, np.int64)
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), np.asarray(clips, np.int64), paths
 
     rates = {}
     for samples, channels, rate in info.values():
@@ -476,7 +463,7 @@ def load_data(recipe, backbone) -> DataSplits:
         "path": config.path,
         "counts": {s: class_counts(label_ids[idx], class_names) for s, idx in parts.items() if len(idx)},
         "groups": {s: len({files.groups[i] for i in idx}) for s, idx in parts.items() if len(idx)},
-        "skipped": skipped,
+        "skipped": skipped.items,
         "ignored_non_wav_files": ignored,
         "resampled_files_by_rate": rates,
         "multichannel_files": sum(1 for _, channels, _ in info.values() if channels > 1),
@@ -484,14 +471,15 @@ def load_data(recipe, backbone) -> DataSplits:
     }
     splits = {s: dataset(idx) for s, idx in parts.items()}
     if preprocessor.windows:
-        report["windows"] = {s: len(clips) for s, (_, clips) in splits.items() if clips is not None}
+        report["windows"] = {s: len(clips) for s, (_, clips, _) in splits.items() if clips is not None}
     return DataSplits(
         train=splits["train"][0],
         validation=splits["validation"][0],
         test=splits["test"][0],
         class_names=class_names,
         report=report,
-        test_clip_ids=splits["test"][1] if preprocessor.windows else None,
+        test_groups=splits["test"][1] if preprocessor.windows else None,
+        sources={s: paths for s, (_, _, paths) in splits.items() if paths},
     )
 
 
@@ -500,14 +488,9 @@ def load_data(recipe, backbone) -> DataSplits:
 
 def load_noise_bank(noise_dir: str, preprocessor: AudioPreprocessor) -> np.ndarray:
     """Every readable WAV under `noise_dir`, decoded to the target rate and concatenated (float32 1-D)."""
-    if not os.path.isdir(noise_dir):
+    if not storage.isdir(noise_dir):
         raise ConfigError(f"data.audio.noise_dir: folder {noise_dir!r} does not exist.")
-    paths = sorted(
-        os.path.join(d, n)
-        for d, _, names in os.walk(noise_dir)
-        for n in names
-        if n.lower().endswith(WAV_EXTENSIONS)
-    )
+    paths = sorted(p for p in files_under(noise_dir) if p.lower().endswith(WAV_EXTENSIONS))
     info, _ = check_wav_files(paths)
     if not info:
         raise ConfigError(f"data.audio.noise_dir: {noise_dir!r} holds no readable 16-bit PCM WAV files.")

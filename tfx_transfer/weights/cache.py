@@ -4,8 +4,10 @@ import hashlib
 import importlib.util
 import os
 import pathlib
-import tempfile
+import uuid
 from typing import Callable
+
+from tfx_transfer import storage
 
 
 def home() -> pathlib.Path:
@@ -17,8 +19,9 @@ def home() -> pathlib.Path:
 
 
 def sha256_of(path: os.PathLike) -> str:
+    """Hex SHA-256 of a file on any `tf.io.gfile` filesystem, read in 1 MiB chunks."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with storage.gfile.GFile(os.fspath(path), "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -50,21 +53,18 @@ def cached_conversion(
 ) -> pathlib.Path:
     """Returns `home()/kind/<sha256 of source><suffix>`, calling `convert(tmp_path)` once to make it.
 
-    The file is written to a temporary name and renamed into place, so a killed
-    conversion never leaves a half-written cache entry behind.
+    The file is written to a temporary name and renamed into place (through
+    `tf.io.gfile`), so a killed conversion never leaves a half-written cache entry behind.
     """
     target_dir = home() / kind
     target = target_dir / f"{sha256_of(source)}{suffix}"
-    if target.is_file():
+    if storage.exists(target):
         return target
-    target_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target_dir, suffix=suffix)
-    os.close(fd)
-    os.unlink(tmp)
+    storage.makedirs(target_dir)
+    tmp = target_dir / f".tmp-{uuid.uuid4().hex[:8]}{suffix}"
     try:
-        convert(pathlib.Path(tmp))
-        os.replace(tmp, target)
+        convert(tmp)
+        storage.rename(tmp, target, overwrite=True)
     finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        storage.remove(tmp)
     return target

@@ -1,0 +1,148 @@
+"""What every modality's data source shares: class folders, the training-set limit, skipped inputs.
+
+>>> report = SkippedReport()
+>>> report.add("data/cat/broken.jpg", "cannot be decoded as an image")
+>>> report.summary()
+{'cannot be decoded as an image': 1}
+"""
+
+import dataclasses
+import fnmatch
+
+import numpy as np
+
+from tfx_transfer import storage
+from tfx_transfer.config import ConfigError
+from tfx_transfer.data.splits import stratified_split
+from tfx_transfer.log import logger
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+
+@dataclasses.dataclass
+class ClassFolders:
+    """Files of a `root/<class>/**` tree: one path and class id per file, classes in sorted order."""
+
+    paths: list[str]
+    label_ids: np.ndarray
+    class_names: list[str]
+    ignored: list[str]  # files under class folders that the modality does not read
+
+
+def list_class_folders(
+    root: str,
+    patterns: tuple[str, ...],
+    modality: str,
+    what: str,
+    hidden_prefixes: tuple[str, ...] = (".",),
+    every_class_needs_files: bool = True,
+) -> ClassFolders:
+    """Lists `root/<class>/**/<file matching one of patterns>`, classes and files sorted.
+
+    Works on any `tf.io.gfile` filesystem. Folders whose names start with one of
+    `hidden_prefixes` are not classes. `modality` and `what` name the folder and
+    the files in errors ("image", "images").
+
+    >>> storage.write_text_atomic("ram://doc_folders/a/1.txt", "x")
+    >>> storage.write_text_atomic("ram://doc_folders/b/2.txt", "y")
+    >>> listed = list_class_folders("ram://doc_folders", ("*.txt",), "text", "text files")
+    >>> listed.class_names, listed.label_ids.tolist()
+    (['a', 'b'], [0, 1])
+    """
+    if not root:
+        raise ConfigError(f"data.path is required: the {modality} folder, with one sub-folder of {what} per class.")
+    if not storage.isdir(root):
+        raise ConfigError(f"data.path: {modality} folder {root!r} does not exist.")
+    class_names = [
+        name for name in storage.listdir(root)
+        if storage.isdir(storage.join(root, name)) and not name.startswith(hidden_prefixes)
+    ]
+    if len(class_names) < 2:
+        raise ConfigError(
+            f"data.path: {root!r} holds {len(class_names)} class folder(s) {class_names}; a classifier "
+            f"needs at least 2, one sub-folder of {what} per class."
+        )
+    paths, label_ids, ignored = [], [], []
+    for label_id, name in enumerate(class_names):
+        folder = storage.join(root, name)
+        files = []
+        for path in files_under(folder):
+            filename = path.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]
+            matches = any(fnmatch.fnmatch(filename.lower(), p.lower()) for p in patterns)
+            (files if matches and not filename.startswith(".") else ignored).append(path)
+        if not files and every_class_needs_files:
+            raise ConfigError(
+                f"data.path: class folder {folder!r} has no {what} ({', '.join(patterns)}). "
+                "Add some or remove the folder."
+            )
+        paths += files
+        label_ids += [label_id] * len(files)
+    return ClassFolders(paths, np.asarray(label_ids, np.int32), class_names, ignored)
+
+
+def files_under(folder: str) -> list[str]:
+    """Every file below `folder` (any `tf.io.gfile` path), in the order of a sorted recursive walk."""
+    found = []
+    for directory, subdirs, filenames in storage.gfile.walk(folder):
+        subdirs.sort()
+        found += [storage.join(directory, f) for f in sorted(filenames)]
+    return found
+
+
+def predefined_split_dirs(root: str) -> dict[str, str]:
+    """`{split: root/split}` for the `train/`, `validation/`, `test/` folders that exist in `root`."""
+    if not root or not storage.isdir(root):
+        return {}
+    return {s: storage.join(root, s) for s in SPLIT_NAMES if storage.isdir(storage.join(root, s))}
+
+
+def limit_examples(labels, max_examples: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of at most `max_examples` examples, stratified by label and seeded (all if no limit).
+
+    `labels` are class ids, or multi-hot rows (stratified by their first class).
+
+    >>> limit_examples([0, 0, 0, 0, 1, 1, 1, 1], 4, seed=0).size
+    4
+    """
+    labels = np.asarray(labels)
+    if not max_examples or len(labels) <= max_examples:
+        return np.arange(len(labels))
+    strata = labels if labels.ndim == 1 else labels.argmax(axis=1)
+    _, _, kept = stratified_split(strata, 0.0, max_examples / len(labels), seed)
+    return np.sort(kept)
+
+
+class SkippedReport:
+    """Inputs left out of the data, each with where it came from and why; one format for every modality.
+
+    `items` go into `metrics.json` under `data.skipped` as `{"source", "reason"}`;
+    `summary()` counts them by reason (the text before any parenthesis).
+    """
+
+    def __init__(self):
+        self.items: list[dict] = []
+
+    def add(self, source: str, reason: str) -> None:
+        self.items.append({"source": str(source), "reason": reason})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def sources(self) -> set[str]:
+        return {item["source"] for item in self.items}
+
+    def summary(self) -> dict[str, int]:
+        counts = {}
+        for item in self.items:
+            reason = item["reason"].split(" (")[0]
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+    def log(self, what: str) -> None:
+        """Logs one line naming the first skipped inputs (all of them are in metrics.json)."""
+        if self.items:
+            first = self.items[0]
+            logger.warning(
+                f"skipped {len(self.items)} {what}: {first['source']}: {first['reason']}"
+                + (" (all listed in metrics.json under data.skipped)" if len(self.items) > 1 else "")
+            )
