@@ -13,7 +13,10 @@ import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.skipped import raise_if_classes_lost
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.wav import MAX_SECONDS, MAX_WAV_FILE_BYTES, assert_waveform_length, decode_bounded_wav
+from tfx_transfer.safe_text import is_valid_utf8_name, printable
 
 
 @dataclasses.dataclass
@@ -164,10 +167,12 @@ class AudioPreprocessor:
     raw_key = "audio_wav"
     tensor_key = "waveform"
 
-    def __init__(self, sample_rate: int, clip_samples: int, hop_samples: int | None = None):
+    def __init__(self, sample_rate: int, clip_samples: int, hop_samples: int | None = None,
+                 max_seconds: float = MAX_SECONDS):
         self.sample_rate = int(sample_rate)
         self.clip_samples = int(clip_samples)
         self.hop_samples = hop_samples
+        self.max_seconds = float(max_seconds)
 
     @property
     def windows(self) -> bool:
@@ -180,7 +185,7 @@ class AudioPreprocessor:
 
     def decode(self, wav_bytes):
         """One WAV file's bytes -> float32 `[samples]` in [-1, 1], mono, at `sample_rate`."""
-        audio, rate = tf.audio.decode_wav(wav_bytes)
+        audio, rate = decode_bounded_wav(wav_bytes, self.max_seconds)
         mono = tf.reduce_mean(audio, axis=1)
         return tf.cond(
             tf.equal(rate, self.sample_rate), lambda: mono, lambda: resample(mono, rate, self.sample_rate)
@@ -212,7 +217,8 @@ class AudioPreprocessor:
 
     def tensor_to_windows(self, tensor):
         """float32 `[B, samples]` (any length) -> (windows `[N, clip_samples]`, clip index `[N]`)."""
-        return self._all_windows(self.split_windows, tf.cast(tensor, tf.float32))
+        waveforms = assert_waveform_length(tf.cast(tensor, tf.float32), self.sample_rate, self.max_seconds)
+        return self._all_windows(self.split_windows, waveforms)
 
     def _all_windows(self, clip_to_windows, batch):
         windows = tf.map_fn(
@@ -338,7 +344,7 @@ def _list_manifest(manifest: str, options: AudioOptions) -> _Files:
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def _probe(wav_bytes):
-    audio, rate = tf.audio.decode_wav(wav_bytes)
+    audio, rate = decode_bounded_wav(wav_bytes)
     return tf.shape(audio)[0], tf.shape(audio)[1], rate
 
 
@@ -346,19 +352,26 @@ def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], list[dict]]
     """Decodes each file once: `{path: (samples, channels, rate)}` and `[{"file", "reason"}]` of the rest."""
     info, skipped = {}, []
     for path in paths:
+        name = printable(path)
+        if not is_valid_utf8_name(path):
+            skipped.append({"file": name, "reason": "the file name is not valid UTF-8; rename the file"})
+            continue
         try:
+            if os.path.getsize(path) > MAX_WAV_FILE_BYTES:
+                skipped.append({"file": name, "reason": f"larger than {MAX_WAV_FILE_BYTES} bytes; not read"})
+                continue
             with open(path, "rb") as f:
                 data = f.read()
             samples, channels, rate = (int(v) for v in _probe(tf.constant(data)))
         except OSError as e:
-            skipped.append({"file": path, "reason": f"cannot be read: {e.strerror or e}"})
+            skipped.append({"file": name, "reason": f"cannot be read: {e.strerror or e}"})
             continue
         except tf.errors.InvalidArgumentError as e:
-            reason = e.message.strip().splitlines()[-1]
-            skipped.append({"file": path, "reason": f"not a readable WAV ({reason}). {_WAV_HINT}"})
+            reason = printable(e.message.strip().splitlines()[-1].removeprefix("assertion failed: "))
+            skipped.append({"file": name, "reason": f"not a readable WAV ({reason}). {_WAV_HINT}"})
             continue
         if samples == 0:
-            skipped.append({"file": path, "reason": "holds no audio samples"})
+            skipped.append({"file": name, "reason": "holds no audio samples"})
             continue
         info[path] = (samples, channels, rate)
     return info, skipped
@@ -427,9 +440,11 @@ def load_data(recipe, backbone) -> DataSplits:
             + (" (all listed in metrics.json under data.skipped)" if len(skipped) > 1 else ""),
             file=sys.stderr,
         )
+    listed_classes = set(files.labels)
     files = files.subset([i for i, p in enumerate(files.paths) if p in info])
     if not files.paths:
         raise ConfigError(f"data.path: none of the audio files under {config.path!r} could be decoded.")
+    raise_if_classes_lost(listed_classes, files.labels, skipped, "audio")
     class_names = sorted(set(files.labels))
     if len(class_names) < 2:
         raise ConfigError(f"data.path: a classifier needs at least 2 classes, found {class_names}.")

