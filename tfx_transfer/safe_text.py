@@ -13,6 +13,7 @@ backslash escapes.
 """
 
 import os
+import re
 
 _CONTROL_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"}
 
@@ -52,3 +53,22 @@ def _escape(ch: str) -> str:
     if code in _CONTROL_ESCAPES:
         return _CONTROL_ESCAPES[code]
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def tf_error_reason(message: str) -> str:
+    """The printable one-line reason inside a TensorFlow op error's message.
+
+    Drops the graph-execution wrapper, node names and op suffixes around it.
+
+    >>> tf_error_reason("Graph execution error:\\n\\nassertion failed: [rate] [1]\\n\\t [[{{node Assert}}]] [Op:f]")
+    'rate 1'
+    >>> tf_error_reason("{{function_node __wrapped__DecodeWav}} Can only read 16-bit WAV files [Op:DecodeWav]")
+    'Can only read 16-bit WAV files'
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    useful = [line for line in lines if not line.startswith(("Graph execution error", "[[", "Detected at node"))]
+    line = next((l for l in useful if "assertion failed:" in l), useful[0] if useful else message.strip())
+    line = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]|^.*assertion failed:", "", line)
+    if "] [" in line or line.strip().startswith("["):  # tf.debugging.Assert prints each piece in brackets
+        line = " ".join(piece.strip() for piece in re.findall(r"\[([^\[\]]*)\]", line))
+    return printable(" ".join(line.split()))

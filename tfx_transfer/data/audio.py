@@ -16,7 +16,7 @@ from tfx_transfer.data.base import DataSplits
 from tfx_transfer.data.skipped import raise_if_classes_lost
 from tfx_transfer.data.splits import class_counts, stratified_split
 from tfx_transfer.data.wav import MAX_SECONDS, MAX_WAV_FILE_BYTES, assert_waveform_length, decode_bounded_wav
-from tfx_transfer.safe_text import is_valid_utf8_name, printable
+from tfx_transfer.safe_text import is_valid_utf8_name, printable, tf_error_reason
 
 
 @dataclasses.dataclass
@@ -366,8 +366,11 @@ def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], list[dict]]
         except OSError as e:
             skipped.append({"file": name, "reason": f"cannot be read: {e.strerror or e}"})
             continue
+        except UnicodeDecodeError:  # TF's message quoted bytes of the file that are not UTF-8
+            skipped.append({"file": name, "reason": f"not a readable WAV (malformed chunk headers). {_WAV_HINT}"})
+            continue
         except tf.errors.InvalidArgumentError as e:
-            reason = printable(e.message.strip().splitlines()[-1].removeprefix("assertion failed: "))
+            reason = tf_error_reason(e.message)
             skipped.append({"file": name, "reason": f"not a readable WAV ({reason}). {_WAV_HINT}"})
             continue
         if samples == 0:

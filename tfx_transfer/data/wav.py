@@ -27,11 +27,20 @@ MAX_WAV_FILE_BYTES = 2**30
 def decode_bounded_wav(wav_bytes, max_seconds: float = MAX_SECONDS):
     """16-bit PCM WAV bytes -> `(float32 [samples, channels] in [-1, 1], int32 rate)`, within the bounds.
 
-    Raises InvalidArgument (at run time) when the header declares a sample rate
+    Raises InvalidArgument (at run time) for bytes that do not start with a
+    RIFF/WAVE header, and when the header declares a sample rate
     outside `MIN_SAMPLE_RATE..MAX_SAMPLE_RATE` Hz, more than `MAX_CHANNELS`
     channels, or more than `max_seconds` of audio.
     """
-    audio, rate = tf.audio.decode_wav(wav_bytes)
+    wav_bytes = tf.convert_to_tensor(wav_bytes, tf.string)
+    head = tf.strings.join([tf.strings.substr(wav_bytes, 0, 12), "\0" * 12])  # 12+ bytes even for short input
+    is_wav = tf.logical_and(
+        tf.equal(tf.strings.substr(head, 0, 4), b"RIFF"), tf.equal(tf.strings.substr(head, 8, 4), b"WAVE")
+    )
+    # decode_wav would quote the first bytes in its error, and Python cannot even decode a message
+    # holding bytes that are not UTF-8 (UnicodeDecodeError instead of InvalidArgument).
+    with tf.control_dependencies([tf.debugging.Assert(is_wav, ["not a WAV file: it does not start with RIFF....WAVE"])]):
+        audio, rate = tf.audio.decode_wav(tf.identity(wav_bytes))
     samples, channels = tf.shape(audio)[0], tf.shape(audio)[1]
     checks = [
         (
