@@ -62,12 +62,15 @@ def tf_error_reason(message: str) -> str:
 
     >>> tf_error_reason("Graph execution error:\\n\\nassertion failed: [rate] [1]\\n\\t [[{{node Assert}}]] [Op:f]")
     'rate 1'
+    >>> tf_error_reason("Graph execution error:\\n\\nDetected at node d:\\n<stack traces unavailable>\\nBad format.\\n\\t [[{{node d}}]]")
+    'Bad format.'
     >>> tf_error_reason("{{function_node __wrapped__DecodeWav}} Can only read 16-bit WAV files [Op:DecodeWav]")
     'Can only read 16-bit WAV files'
     """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    useful = [line for line in lines if not line.startswith(("Graph execution error", "[[", "Detected at node"))]
-    line = next((l for l in useful if "assertion failed:" in l), useful[0] if useful else message.strip())
+    wrapper = ("Graph execution error", "[[", "Detected at node", "<stack traces", "File ")
+    useful = [line for line in lines if not line.startswith(wrapper)]
+    line = next((l for l in useful if "assertion failed:" in l), useful[-1] if useful else message.strip())
     line = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:[^\]]*\]|^.*assertion failed:", "", line)
     if "] [" in line or line.strip().startswith("["):  # tf.debugging.Assert prints each piece in brackets
         line = " ".join(piece.strip() for piece in re.findall(r"\[([^\[\]]*)\]", line))
