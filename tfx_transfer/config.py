@@ -107,7 +107,7 @@ def _convert(tp, value, path):
     if tp is float:
         number = _read_number(value, _FLOAT_TEXT)
         if number is None:
-            raise ConfigError(f"{path}: expected a number (e.g. 0.001 or 1e-3), received {value!r}.")
+            raise ConfigError(f"{path}: expected a number, received {value!r} (write e.g. 0.001 or 1e-3).")
         if not math.isfinite(number):
             raise ConfigError(
                 f"{path}: expected a finite number, received {value!r}; write a large finite value "
@@ -117,7 +117,7 @@ def _convert(tp, value, path):
     if tp is int:
         number = _read_number(value, _INT_TEXT)
         if not isinstance(number, int):
-            raise ConfigError(f"{path}: expected an integer (e.g. 3 or 1_000), received {value!r}.")
+            raise ConfigError(f"{path}: expected an integer, received {value!r} (write e.g. 3 or 1_000).")
         return number
     if tp is str:
         if isinstance(value, str):
