@@ -143,10 +143,12 @@ def _inspect(args):
 
 
 def _predict(args):
-    import numpy as np
+    """Prints one tab-separated line per file, in order; a bad file gets `error: <reason>` and the rest go on.
+
+    Returns 1 when any file could not be classified, else 0.
+    """
     import tensorflow as tf
 
-    from tfx_transfer import storage
     from tfx_transfer.export import SIGNATURE_RAW, load_labels, resolve_export_dir
 
     export_dir = resolve_export_dir(args.export_dir)
@@ -155,19 +157,47 @@ def _predict(args):
     signature = loaded.signatures[SIGNATURE_RAW]
     (input_key,) = signature.structured_input_signature[1].keys()
     labels = load_labels(export_dir)
-    missing = [f for f in args.files if not storage.exists(f) or storage.isdir(f)]
-    if missing:
-        raise FileNotFoundError(f"no such file: {missing[0]!r}")
+    failed = 0
     for path in args.files:
+        line, ok = _classify_file(signature, input_key, labels, path, max(1, args.top))
+        print(line)
+        failed += not ok
+    if failed:
+        print(f"tfx-transfer: {failed} of {len(args.files)} file(s) could not be classified (see their lines).",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+# A file larger than this is not read by `predict` (a request of that size is far beyond any bound).
+_MAX_PREDICT_FILE_BYTES = 2**30
+
+
+def _classify_file(signature, input_key, labels, path, top) -> tuple[str, bool]:
+    """`(line, ok)`: `path<TAB>label<TAB>probability...` for the `top` classes, or `path<TAB>error: reason`."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tfx_transfer import storage
+    from tfx_transfer.safe_text import printable, tf_error_reason
+
+    name = printable(path)
+    try:
+        if storage.isdir(path):
+            return f"{name}\terror: a directory, not a file", False
+        if storage.size(path) > _MAX_PREDICT_FILE_BYTES:
+            return f"{name}\terror: larger than {_MAX_PREDICT_FILE_BYTES} bytes; not read", False
         raw = storage.read_bytes(path)
-        try:
-            outputs = signature(**{input_key: tf.constant([raw])})
-        except tf.errors.InvalidArgumentError as e:
-            print(f"{path}\terror: cannot be read as {input_key} ({_one_line(e.message)[:120]})")
-            continue
-        probabilities = outputs["probabilities"].numpy()[0]
-        best = np.argsort(-probabilities)[: max(1, args.top)]
-        print(path + "\t" + "\t".join(f"{labels[i]}\t{probabilities[i]:.4f}" for i in best))
+    except (OSError, tf.errors.OpError) as e:
+        reason = e.strerror if isinstance(e, OSError) else tf_error_reason(e.message)
+        return f"{name}\terror: cannot be read: {printable(reason or str(e))}", False
+    try:
+        probabilities = signature(**{input_key: tf.constant([raw])})["probabilities"].numpy()[0]
+    except tf.errors.InvalidArgumentError as e:
+        return f"{name}\terror: not a valid {input_key} input: {tf_error_reason(e.message)}", False
+    except UnicodeDecodeError:  # TF's message quoted bytes of the file that are not UTF-8
+        return f"{name}\terror: not a valid {input_key} input: malformed header", False
+    best = np.argsort(-probabilities)[:top]
+    return name + "\t" + "\t".join(f"{labels[i]}\t{probabilities[i]:.4f}" for i in best), True
 
 
 def _import_serving_ops():

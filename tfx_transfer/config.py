@@ -2,6 +2,8 @@
 
 import dataclasses
 import difflib
+import math
+import re
 import types
 import typing
 from typing import Any
@@ -37,6 +39,8 @@ def _convert(tp, value, path):
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        if isinstance(value, str) and str in options:
+            return value
         errors = []
         for option in options:
             if option is type(None):
@@ -101,18 +105,45 @@ def _convert(tp, value, path):
             return value
         raise ConfigError(f"{path}: expected true or false, received {value!r}.")
     if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{path}: expected a number, received {value!r}.")
+        number = _read_number(value, _FLOAT_TEXT)
+        if number is None:
+            raise ConfigError(f"{path}: expected a number, received {value!r} (write e.g. 0.001 or 1e-3).")
+        if not math.isfinite(number):
+            raise ConfigError(
+                f"{path}: expected a finite number, received {value!r}; write a large finite value "
+                "(e.g. 1e9) for 'no limit'."
+            )
+        return float(number)
     if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{path}: expected an integer, received {value!r}.")
+        number = _read_number(value, _INT_TEXT)
+        if not isinstance(number, int):
+            raise ConfigError(f"{path}: expected an integer, received {value!r} (write e.g. 3 or 1_000).")
+        return number
     if tp is str:
         if isinstance(value, str):
             return value
         raise ConfigError(f"{path}: expected a string, received {value!r}.")
     raise ConfigError(f"{path}: unsupported config type {tp!r}.")
+
+
+# Numbers as people write them. YAML 1.1 reads `1e-4` (no dot) and quoted numbers as strings.
+_INT_TEXT = re.compile(r"[+-]?\d+(_\d+)*")
+_FLOAT_TEXT = re.compile(
+    r"[+-]?((\d+(_\d+)*)?\.?\d+(_\d+)*|\d+(_\d+)*\.)([eE][+-]?\d+)?|[+-]?\.?(nan|inf|infinity)",
+    re.IGNORECASE,
+)
+
+
+def _read_number(value, syntax: re.Pattern) -> int | float | None:
+    """`value` as an int or float when it is one or is text in `syntax`; None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value if syntax is _FLOAT_TEXT or isinstance(value, int) else None
+    if not isinstance(value, str) or not syntax.fullmatch(value.strip()):
+        return None
+    text = re.sub(r"\.(?=[a-z])", "", value.strip(), flags=re.IGNORECASE)  # YAML's .nan, .inf
+    return int(text) if syntax is _INT_TEXT else float(text)
 
 
 def _describe(tp) -> str:
@@ -133,7 +164,15 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, raw = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"--set has an empty key in {text!r}.")
-    return key.strip().split("."), yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as e:
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(
+            f"--set {text!r}: the value {raw!r} is not valid YAML ({problem}); to pass text, quote "
+            f"it: --set '{key.strip()}=\"...\"'."
+        ) from None
+    return key.strip().split("."), value
 
 
 def apply_override(data: dict, keys: list[str], value: Any) -> None:

@@ -12,6 +12,11 @@ guarantee for one object, but a rename of a *directory* (an export version) is a
 object and is not atomic: a server polling an export base on GCS can see a partial version
 for the duration of the copy.
 
+Local file names need not be valid UTF-8 (Python hands them over with surrogate escapes);
+`tf.io.gfile` decodes the names it lists strictly and raises UnicodeDecodeError
+(tensorflow/tensorflow#37286), so local listing uses `os` and local reads pass the
+name's bytes. `tests/compat/test_gfile_names.py` fails once gfile lists such names.
+
 >>> import tfx_transfer.storage as storage
 >>> storage.write_json_atomic("ram://doc/metrics.json", {"accuracy": 0.5})
 >>> storage.read_json("ram://doc/metrics.json")
@@ -43,12 +48,18 @@ def parent(path) -> str:
     return posixpath.dirname(path) if "://" in path else os.path.dirname(path)
 
 
+def _native(path):
+    """`path` as gfile takes it: a URL as it is, a local name as its bytes (which may not be UTF-8)."""
+    path = os.fspath(path)
+    return path if isinstance(path, bytes) or "://" in path else os.fsencode(path)
+
+
 def exists(path) -> bool:
-    return gfile.exists(os.fspath(path))
+    return gfile.exists(_native(path))
 
 
 def isdir(path) -> bool:
-    return gfile.isdir(os.fspath(path))
+    return gfile.isdir(_native(path))
 
 
 def makedirs(path) -> None:
@@ -58,9 +69,17 @@ def makedirs(path) -> None:
 def listdir(path) -> list[str]:
     """Entry names in `path` (without trailing `/`), or [] when it does not exist."""
     path = os.fspath(path)
-    if not gfile.isdir(path):
+    if not isdir(path):
         return []
+    if "://" not in path:
+        return sorted(os.listdir(path))
     return sorted(name.rstrip("/") for name in gfile.listdir(path))
+
+
+def walk(top):
+    """`(directory, subdirectories, filenames)` below `top`, like `os.walk` (whose order it keeps)."""
+    top = os.fspath(top)
+    return os.walk(top) if "://" not in top else gfile.walk(top)
 
 
 def remove(path) -> None:
@@ -107,8 +126,13 @@ def move_dir(source, target) -> None:
     rmtree(source)
 
 
+def size(path) -> int:
+    """The size of the file at `path` in bytes."""
+    return gfile.stat(_native(path)).length
+
+
 def read_bytes(path) -> bytes:
-    with gfile.GFile(os.fspath(path), "rb") as f:
+    with gfile.GFile(_native(path), "rb") as f:
         return f.read()
 
 

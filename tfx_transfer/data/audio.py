@@ -22,7 +22,9 @@ from tfx_transfer.data.sources import (
     predefined_split_dirs,
 )
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.wav import MAX_SECONDS, MAX_WAV_FILE_BYTES, assert_waveform_length, decode_bounded_wav
 from tfx_transfer.head_kinds import head_kind
+from tfx_transfer.safe_text import is_valid_utf8_name, tf_error_reason
 
 
 @dataclasses.dataclass
@@ -174,10 +176,12 @@ class AudioPreprocessor(ServingPreprocessor):
     raw_key = "audio_wav"
     tensor_key = "waveform"
 
-    def __init__(self, sample_rate: int, clip_samples: int, hop_samples: int | None = None):
+    def __init__(self, sample_rate: int, clip_samples: int, hop_samples: int | None = None,
+                 max_seconds: float = MAX_SECONDS):
         self.sample_rate = int(sample_rate)
         self.clip_samples = int(clip_samples)
         self.hop_samples = hop_samples
+        self.max_seconds = float(max_seconds)
 
     @property
     def windows(self) -> bool:
@@ -190,7 +194,7 @@ class AudioPreprocessor(ServingPreprocessor):
 
     def decode(self, wav_bytes):
         """One WAV file's bytes -> float32 `[samples]` in [-1, 1], mono, at `sample_rate`."""
-        audio, rate = tf.audio.decode_wav(wav_bytes)
+        audio, rate = decode_bounded_wav(wav_bytes, self.max_seconds)
         mono = tf.reduce_mean(audio, axis=1)
         return tf.cond(
             tf.equal(rate, self.sample_rate), lambda: mono, lambda: resample(mono, rate, self.sample_rate)
@@ -222,7 +226,8 @@ class AudioPreprocessor(ServingPreprocessor):
 
     def tensor_to_windows(self, tensor):
         """float32 `[B, samples]` (any length) -> (windows `[N, clip_samples]`, clip index `[N]`)."""
-        return self._all_windows(self.split_windows, tf.cast(tensor, tf.float32))
+        waveforms = assert_waveform_length(tf.cast(tensor, tf.float32), self.sample_rate, self.max_seconds)
+        return self._all_windows(self.split_windows, waveforms)
 
     def _all_windows(self, clip_to_windows, batch):
         windows = tf.map_fn(
@@ -333,7 +338,7 @@ def _list_manifest(manifest: str, options: AudioOptions) -> _Files:
 
 @tf.function(input_signature=[tf.TensorSpec([], tf.string)])
 def _probe(wav_bytes):
-    audio, rate = tf.audio.decode_wav(wav_bytes)
+    audio, rate = decode_bounded_wav(wav_bytes)
     return tf.shape(audio)[0], tf.shape(audio)[1], rate
 
 
@@ -341,7 +346,13 @@ def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], SkippedRepo
     """Decodes each file once: `{path: (samples, channels, rate)}`, and the report of the files left out."""
     info, skipped = {}, SkippedReport()
     for path in paths:
+        if not is_valid_utf8_name(path):
+            skipped.add(path, "the file name is not valid UTF-8; rename the file")
+            continue
         try:
+            if storage.size(path) > MAX_WAV_FILE_BYTES:
+                skipped.add(path, f"larger than {MAX_WAV_FILE_BYTES} bytes; not read")
+                continue
             data = storage.read_bytes(path)
         except (OSError, tf.errors.OpError) as e:
             skipped.add(path, f"cannot be read: {getattr(e, 'strerror', None) or getattr(e, 'message', e)}")
@@ -349,8 +360,11 @@ def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], SkippedRepo
         try:
             samples, channels, rate = (int(v) for v in _probe(tf.constant(data)))
         except tf.errors.InvalidArgumentError as e:
-            reason = e.message.strip().splitlines()[-1]
+            reason = tf_error_reason(e.message)
             skipped.add(path, f"not a readable WAV ({reason}). {_WAV_HINT}")
+            continue
+        except UnicodeDecodeError:  # TF's message quoted bytes of the file that are not UTF-8
+            skipped.add(path, f"not a readable WAV (malformed chunk headers). {_WAV_HINT}")
             continue
         if samples == 0:
             skipped.add(path, "holds no audio samples")
@@ -416,9 +430,11 @@ def load_data(recipe, backbone) -> DataSplits:
         )
     info, skipped = check_wav_files(files.paths)
     skipped.log("audio file(s)")
+    listed_classes = set(files.labels)
     files = files.subset([i for i, p in enumerate(files.paths) if p in info])
     if not files.paths:
         raise ConfigError(f"data.path: none of the audio files under {config.path!r} could be decoded.")
+    skipped.raise_if_classes_lost(listed_classes, files.labels, "audio")
     class_names = sorted(set(files.labels))
     head_kind(recipe.head.kind).check_class_count(
         len(class_names), source=f"data.path {config.path!r} ({class_names})", hint="Put one sub-folder of clips per class."

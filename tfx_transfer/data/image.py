@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.image_header import decode_bounded_image
 from tfx_transfer.data.sources import (
     SPLIT_NAMES,
     ClassFolders,
@@ -21,6 +22,7 @@ from tfx_transfer.data.sources import (
     predefined_split_dirs,
 )
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.safe_text import is_valid_utf8_name
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 IMAGE_PATTERNS = tuple(f"*{extension}" for extension in IMAGE_EXTENSIONS)
@@ -46,8 +48,8 @@ class ImagePreprocessor(ServingPreprocessor):
         return tf.TensorSpec([None, *self.image_size, 3], tf.float32)
 
     def decode(self, image_bytes):
-        """One encoded image -> uint8 `[h, w, 3]` (first frame of a GIF)."""
-        return tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+        """One encoded image -> uint8 `[h, w, 3]` (first frame of a GIF); InvalidArgument above `MAX_PIXELS`."""
+        return decode_bounded_image(image_bytes)
 
     def prepare(self, image):
         """One decoded image `[h, w, 1 or 3]` of any size -> float32 `[H, W, 3]` in 0..255."""
@@ -152,11 +154,19 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         class_names = listed["all"].class_names
     ignored = [f for folders in listed.values() for f in folders.ignored]
 
+    all_paths = [p for folders in listed.values() for p in folders.paths]
+    badly_named = {p for p in all_paths if not is_valid_utf8_name(p)}
+    undecodable = set(find_corrupt_images([p for p in all_paths if p not in badly_named], preprocessor))
     skipped = SkippedReport()
-    for path in sorted(find_corrupt_images([p for f in listed.values() for p in f.paths], preprocessor)):
-        skipped.add(path, "cannot be decoded as an image")
-    skipped.log("image file(s) that cannot be decoded")
-    corrupt = skipped.sources()
+    for path in sorted(badly_named):
+        skipped.add(path, "the file name is not valid UTF-8; rename the file")
+    for path in sorted(undecodable):
+        skipped.add(path, "cannot be decoded as an image (or declares too many pixels)")
+    skipped.log("image file(s)")
+    corrupt = badly_named | undecodable
+    for folders in listed.values():
+        kept = [folders.class_names[label] for path, label in zip(folders.paths, folders.label_ids) if path not in corrupt]
+        skipped.raise_if_classes_lost({folders.class_names[label] for label in folders.label_ids}, kept, "image")
 
     def keep(folders):
         mask = np.array([p not in corrupt for p in folders.paths], bool)

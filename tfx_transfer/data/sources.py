@@ -15,6 +15,7 @@ from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.splits import stratified_split
 from tfx_transfer.log import logger
+from tfx_transfer.safe_text import printable
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -83,7 +84,7 @@ def list_class_folders(
 def files_under(folder: str) -> list[str]:
     """Every file below `folder` (any `tf.io.gfile` path), in the order of a sorted recursive walk."""
     found = []
-    for directory, subdirs, filenames in storage.gfile.walk(folder):
+    for directory, subdirs, filenames in storage.walk(folder):
         subdirs.sort()
         found += [storage.join(directory, f) for f in sorted(filenames)]
     return found
@@ -115,7 +116,8 @@ def limit_examples(labels, max_examples: int | None, seed: int) -> np.ndarray:
 class SkippedReport:
     """Inputs left out of the data, each with where it came from and why; one format for every modality.
 
-    `items` go into `metrics.json` under `data.skipped` as `{"source", "reason"}`;
+    `items` go into `metrics.json` under `data.skipped` as `{"source", "reason"}`, the
+    source made printable (a file name that is not valid UTF-8 keeps its bytes as escapes);
     `summary()` counts them by reason (the text before any parenthesis).
     """
 
@@ -123,7 +125,7 @@ class SkippedReport:
         self.items: list[dict] = []
 
     def add(self, source: str, reason: str) -> None:
-        self.items.append({"source": str(source), "reason": reason})
+        self.items.append({"source": printable(str(source)), "reason": reason})
 
     def __len__(self) -> int:
         return len(self.items)
@@ -137,6 +139,29 @@ class SkippedReport:
             reason = item["reason"].split(" (")[0]
             counts[reason] = counts.get(reason, 0) + 1
         return counts
+
+    def raise_if_classes_lost(self, listed_classes, kept_labels, modality: str) -> None:
+        """Raises ConfigError naming the classes of `listed_classes` that no kept example has.
+
+        Without it, two classes whose second holds only broken files fail later with
+        "the data has 1 class", which hides the cause.
+
+        >>> report = SkippedReport()
+        >>> report.add("dog/1.wav", "empty")
+        >>> report.raise_if_classes_lost({"cat", "dog"}, ["cat", "cat"], "audio")
+        Traceback (most recent call last):
+        ...
+        tfx_transfer.config.ConfigError: data.path: every audio file of class 'dog' was skipped (1 file(s) skipped in all; first: dog/1.wav: empty). Fix or remove those files, or remove the class folder.
+        """
+        lost = sorted(set(listed_classes) - set(kept_labels), key=str)
+        if not lost:
+            return
+        names = ", ".join(repr(printable(str(c))) for c in lost)
+        first = f"; first: {self.items[0]['source']}: {self.items[0]['reason']}" if self.items else ""
+        raise ConfigError(
+            f"data.path: every {modality} file of class {names} was skipped ({len(self.items)} file(s) skipped in "
+            f"all{first}). Fix or remove those files, or remove the class folder."
+        )
 
     def log(self, what: str) -> None:
         """Logs one line naming the first skipped inputs (all of them are in metrics.json)."""

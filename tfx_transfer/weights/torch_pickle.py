@@ -17,16 +17,20 @@ Both on-disk layouts are read:
 import collections
 import dataclasses
 import io
+import math
 import os
 import pickle
 import struct
 import zipfile
+import zlib
 from typing import Any, BinaryIO
 
 import numpy as np
 
 _LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL_VERSION = 1001
+# A state dict's pickle holds names and tensor layouts only (hundreds of KB for large models).
+MAX_PICKLE_BYTES = 64 * 2**20
 
 # Storage class name -> NumPy dtype of its elements. BFloat16 has no NumPy type:
 # it is read as uint16 and widened to float32 (its upper 16 bits).
@@ -68,38 +72,78 @@ class _Storage:
 
 @dataclasses.dataclass
 class _TensorRef:
-    """A strided view of a storage, materialised once every storage has been read."""
+    """A strided view of a storage, materialised once every storage has been read.
+
+    The layout comes from an untrusted file: `to_numpy` checks it against the
+    storage before any memory is touched.
+    """
 
     storage: _Storage
-    offset: int
-    size: tuple[int, ...]
-    stride: tuple[int, ...]
+    offset: Any
+    size: Any
+    stride: Any
 
-    def to_numpy(self) -> np.ndarray:
+    def to_numpy(self, source: str, name: str) -> np.ndarray:
+        """The tensor as a new array; `pickle.UnpicklingError` naming `source` and `name` if its layout is invalid."""
+        problem = self._layout_problem()
+        if problem:
+            raise pickle.UnpicklingError(f"{source}: tensor {name!r} {problem}; the file is corrupt or crafted.")
         flat = self.storage.data
         if flat is None:
-            raise pickle.UnpicklingError("A tensor refers to a storage whose bytes are missing from the file.")
-        needed = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) + 1
-        if any(n == 0 for n in self.size):
-            needed = 0
-        if needed > flat.size:
-            raise pickle.UnpicklingError(
-                f"A tensor of shape {self.size} reads past the end of its storage ({flat.size} elements)."
-            )
-        base = flat[self.offset :]
+            raise pickle.UnpicklingError(f"{source}: tensor {name!r} refers to a storage whose bytes are missing.")
+        if 0 in self.size:
+            return np.zeros(self.size, dtype=flat.dtype.newbyteorder("="))
         view = np.lib.stride_tricks.as_strided(
-            base, shape=self.size, strides=[s * flat.itemsize for s in self.stride], writeable=False
+            flat[self.offset :], shape=self.size, strides=[s * flat.itemsize for s in self.stride], writeable=False
         )
         array = np.array(view, dtype=view.dtype.newbyteorder("="))
         if self.storage.storage_type.name == "BFloat16Storage":
             array = (array.astype(np.uint32) << 16).view(np.float32)
         return array
 
+    def _layout_problem(self) -> str | None:
+        """Why this view does not lie inside its storage, or None when it does."""
+        size, stride, offset = self.size, self.stride, self.offset
+        if not (_is_int_tuple(size) and _is_int_tuple(stride) and _is_int(offset)):
+            return f"has a malformed layout (size {size!r}, stride {stride!r}, offset {offset!r})"
+        if len(size) != len(stride) or len(size) > _MAX_DIMS:
+            return f"has {len(size)} sizes and {len(stride)} strides; expected as many, at most {_MAX_DIMS}"
+        if min(size, default=0) < 0 or min(stride, default=0) < 0 or offset < 0:
+            return f"has a negative size, stride or offset (size {size}, stride {stride}, offset {offset})"
+        elements = math.prod(size)
+        if elements == 0:
+            return None
+        last = offset + sum((n - 1) * s for n, s in zip(size, stride))
+        capacity = self.storage.numel
+        if last >= capacity:
+            return (
+                f"of shape {size} with strides {stride} at offset {offset} reads element {last}, past the end "
+                f"of its storage of {capacity} elements"
+            )
+        if elements > capacity:
+            return (
+                f"of shape {size} has {elements} elements, more than the {capacity} its storage holds "
+                f"(overlapping or zero strides {stride})"
+            )
+        return None
+
+
+_MAX_DIMS = 64
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_int_tuple(value) -> bool:
+    return isinstance(value, (tuple, list)) and all(_is_int(v) for v in value)
+
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused):
     if not isinstance(storage, _Storage):
         raise pickle.UnpicklingError(f"A tensor was rebuilt from {type(storage).__name__}, not from a storage.")
-    return _TensorRef(storage, int(storage_offset), tuple(int(n) for n in size), tuple(int(s) for s in stride))
+    return _TensorRef(storage, storage_offset, tuple(size) if isinstance(size, list) else size,
+                      tuple(stride) if isinstance(stride, list) else stride)
 
 
 def _rebuild_parameter(data, *unused):
@@ -116,8 +160,13 @@ _ALLOWED_GLOBALS = {
 }
 
 
-class _StateDictUnpickler(pickle.Unpickler):
-    """Unpickles a state dict, resolving only `_ALLOWED_GLOBALS` and storage persistent ids."""
+class _StateDictUnpickler(pickle._Unpickler):
+    """Unpickles a state dict, resolving only `_ALLOWED_GLOBALS` and storage persistent ids.
+
+    The pure-Python unpickler: the C one allocates the length a `BINBYTES8`
+    opcode declares before reading (a crafted length is a MemoryError); this one
+    reads first, from a bounded in-memory pickle or a `_BoundedReader`.
+    """
 
     def __init__(self, file: BinaryIO, source: str, storages: dict[str, _Storage]):
         super().__init__(file)
@@ -146,7 +195,9 @@ class _StateDictUnpickler(pickle.Unpickler):
         if not isinstance(storage_type, _StorageType):
             raise pickle.UnpicklingError(f"{self._source}: storage {key!r} has no known storage type.")
         key = _as_str(key)
-        storage = self._storages.setdefault(key, _Storage(storage_type, int(numel)))
+        if not _is_int(numel) or numel < 0:
+            raise pickle.UnpicklingError(f"{self._source}: storage {key!r} declares {numel!r} elements.")
+        storage = self._storages.setdefault(key, _Storage(storage_type, numel))
         view = pid[5] if len(pid) > 5 else None
         if view is not None:
             raise pickle.UnpicklingError(
@@ -169,10 +220,20 @@ def load_state_dict(path: os.PathLike) -> dict[str, np.ndarray]:
     """
     path = os.fspath(path)
     storages: dict[str, _Storage] = {}
-    if zipfile.is_zipfile(path):
-        obj = _load_zip(path, storages)
-    else:
-        obj = _load_legacy(path, storages)
+    try:
+        if zipfile.is_zipfile(path):
+            obj = _load_zip(path, storages)
+        else:
+            obj = _load_legacy(path, storages)
+    except pickle.UnpicklingError:
+        raise
+    except (EOFError, ValueError, TypeError, KeyError, IndexError, AttributeError, struct.error, zlib.error,
+            zipfile.BadZipFile, OverflowError, NotImplementedError, RuntimeError) as e:
+        # The pickle VM and zipfile raise these on malformed input (RuntimeError: an "encrypted"
+        # member; NotImplementedError: an unknown compression method): the file is what is wrong.
+        raise pickle.UnpicklingError(
+            f"{path} is not a readable PyTorch state dict ({type(e).__name__}: {e})."
+        ) from None
     return _to_arrays(obj, path)
 
 
@@ -184,20 +245,61 @@ def _load_zip(path: str, storages: dict[str, _Storage]) -> Any:
             raise pickle.UnpicklingError(f"{path} is a zip file but not a PyTorch checkpoint (no single data.pkl).")
         prefix = pickles[0][: -len("data.pkl")]
         byteorder_name = prefix + "byteorder"
-        if byteorder_name in names and archive.read(byteorder_name).strip() != b"little":
+        if byteorder_name in names and _read_member(archive, byteorder_name, 16).strip() != b"little":
             raise pickle.UnpicklingError(f"{path} was saved on a big-endian machine; this reader is little-endian only.")
-        obj = _StateDictUnpickler(io.BytesIO(archive.read(pickles[0])), path, storages).load()
+        pickled = archive.getinfo(pickles[0])
+        if pickled.file_size > MAX_PICKLE_BYTES:
+            raise pickle.UnpicklingError(
+                f"{path}: {pickles[0]} declares {pickled.file_size} bytes; a state dict's pickle is far "
+                f"smaller (at most {MAX_PICKLE_BYTES} read)."
+            )
+        obj = _StateDictUnpickler(io.BytesIO(archive.read(pickled)), path, storages).load()
         for key, storage in storages.items():
             member = f"{prefix}data/{key}"
             if member not in names:
                 raise pickle.UnpicklingError(f"{path} has no {member} for storage {key!r}.")
-            raw = archive.read(member)
-            storage.data = _storage_array(raw, storage, path, key)
+            info = archive.getinfo(member)
+            needed = storage.numel * storage.storage_type.dtype.itemsize
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size < needed:
+                raise pickle.UnpicklingError(
+                    f"{path}: {member} holds {info.file_size} bytes"
+                    f"{'' if info.compress_type == zipfile.ZIP_STORED else ' compressed'}; storage {key!r} "
+                    f"declares {storage.numel} elements ({needed} bytes), stored uncompressed as torch.save writes them."
+                )
+            with archive.open(info) as f:
+                storage.data = _storage_array(f.read(needed), storage, path, key)
     return obj
 
 
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int) -> bytes:
+    with archive.open(name) as f:
+        return f.read(limit)
+
+
+class _BoundedReader:
+    """A binary file whose reads may not ask for more bytes than it has left (a crafted length is refused)."""
+
+    def __init__(self, file: BinaryIO, path: str):
+        self._file, self._path = file, path
+        self._size = os.fstat(file.fileno()).st_size
+
+    def left(self) -> int:
+        return self._size - self._file.tell()
+
+    def read(self, n: int = -1) -> bytes:
+        if n > self.left():
+            raise pickle.UnpicklingError(
+                f"{self._path} declares a {n}-byte record with {self.left()} bytes left in the file (truncated or crafted)."
+            )
+        return self._file.read(n)
+
+    def readline(self) -> bytes:
+        return self._file.readline()
+
+
 def _load_legacy(path: str, storages: dict[str, _Storage]) -> Any:
-    with open(path, "rb") as f:
+    with open(path, "rb") as raw_file:
+        f = _BoundedReader(raw_file, path)
         header = _StateDictUnpickler(f, path, {})
         try:
             magic = header.load()
@@ -225,9 +327,12 @@ def _load_legacy(path: str, storages: dict[str, _Storage]) -> Any:
             count = f.read(8)
             numel = struct.unpack("<q", count)[0] if len(count) == 8 else -1
             nbytes = numel * storage.storage_type.dtype.itemsize
-            raw = f.read(nbytes) if numel >= 0 else b""
-            if numel < 0 or len(raw) != nbytes:
-                raise pickle.UnpicklingError(f"{path} is truncated inside storage {key!r}.")
+            if numel < 0 or nbytes > f.left():
+                raise pickle.UnpicklingError(
+                    f"{path} is truncated inside storage {key!r} ({numel} elements declared, "
+                    f"{f.left()} bytes left in the file)."
+                )
+            raw = f.read(nbytes)
             storage.data = _storage_array(raw, storage, path, key)
     return obj
 
@@ -250,5 +355,5 @@ def _to_arrays(obj: Any, path: str) -> dict[str, np.ndarray]:
             raise pickle.UnpicklingError(
                 f"{path}: entry {name!r} is a {type(value).__name__}, not a tensor; expected a flat state dict."
             )
-        arrays[str(name)] = value.to_numpy()
+        arrays[str(name)] = value.to_numpy(path, str(name))
     return arrays
