@@ -8,6 +8,10 @@ The public API, re-exported here in one place:
 ['head', 'fine_tune']
 """
 
+from tfx_transfer import stop as _stop
+
+_stop.hold_signals_while_loading()  # TensorFlow loads for seconds; see tfx_transfer.stop
+
 from tfx_transfer.backbones.audio_layers import FramePooling
 from tfx_transfer.backbones import layers as _serializable_layers  # noqa: F401  (registers PixelNormalization for load_model)
 from tfx_transfer.backbones.base import Backbone, Block
@@ -47,6 +51,8 @@ from tfx_transfer.recipe import (
     recipe_from_dict,
 )
 from tfx_transfer.training import PhaseRunner, WarmupDecay
+
+_stop.release_held_signals()
 
 __version__ = "0.1.0"
 

@@ -12,29 +12,56 @@ import os
 import sys
 import traceback
 
+from tfx_transfer import stop
+
+EXIT_DIVERGED = 3
+
 
 def main(argv=None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
-    try:
-        return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("tfx-transfer: interrupted; re-run the same command to resume from the last epoch.", file=sys.stderr)
-        return 130
-    except Exception as e:  # one line for the user; the traceback with --debug
-        if args.debug or not _is_user_error(e):
-            traceback.print_exc()
-        print(f"tfx-transfer: error: {_one_line(e)}", file=sys.stderr)
-        return 2 if _is_user_error(e) else 1
+    """Runs one command; the exit code is 0, 1 (a bug: traceback), 2 (bad input, or the run directory is
+    in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`)."""
+    with stop.handling_signals():
+        parser = _parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            return 2
+        try:
+            code = args.run(args) or 0
+        except stop.Interrupted as e:
+            _say(str(e))
+            return e.exit_code
+        except Exception as e:  # one line for the user; the traceback with --debug or for a bug
+            code = _exit_code(e)
+            if args.debug or code == 1:
+                traceback.print_exc()
+            _say(f"error: {_one_line(e)}")
+            return code
+        signal = stop.requested()
+        if signal is None:
+            return code
+        _say(f"stopped on {signal.name} after the command had finished; its results are complete.")
+        return 128 + signal
+
+
+def _say(text: str) -> None:
+    sys.stdout.flush()
+    print(f"tfx-transfer: {text}", file=sys.stderr, flush=True)
+
+
+def _exit_code(error) -> int:
+    from tfx_transfer.guards import TrainingDiverged
+
+    if isinstance(error, TrainingDiverged):
+        return EXIT_DIVERGED
+    return 2 if _is_user_error(error) else 1
 
 
 def _is_user_error(error) -> bool:
     from tfx_transfer.config import ConfigError
+    from tfx_transfer.locks import RunDirectoryInUse
 
-    return isinstance(error, (ConfigError, ValueError, OSError, ModuleNotFoundError, KeyError))
+    return isinstance(error, (ConfigError, ValueError, OSError, ModuleNotFoundError, KeyError, RunDirectoryInUse))
 
 
 def _one_line(error) -> str:

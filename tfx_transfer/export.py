@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from tfx_transfer.heads import class_probabilities
+from tfx_transfer.locks import reserve_export_version
 
 SIGNATURE_RAW = "serving_default"
 SIGNATURE_TENSOR = "serve_tensor"
@@ -39,7 +40,8 @@ def export_saved_model(
     The directory is written under a temporary name beside its final place and
     renamed when complete, so a TF Serving instance polling `export_base` never
     loads half a model. `version` defaults to one more than the highest
-    existing version.
+    existing or reserved version; concurrent exports get distinct versions
+    (`tfx_transfer.locks.reserve_export_version`).
     """
     class_names = [str(c) for c in class_names]
     if any("\n" in c for c in class_names):
@@ -49,15 +51,10 @@ def export_saved_model(
             f"export.model_name must use letters, digits, '_', '-' or '.', received {model_name!r}."
         )
     model_dir = os.path.join(export_base, model_name)
-    os.makedirs(model_dir, exist_ok=True)
-    version = next_version(model_dir) if version is None else int(version)
-    final = os.path.join(model_dir, str(version))
-    if os.path.exists(final):
-        raise FileExistsError(
-            f"Export version {final!r} already exists. Choose another export.version or leave it unset."
-        )
-
     archive = build_archive(model, preprocessor, class_names, head_kind)
+    reservation = reserve_export_version(model_dir, version)  # two concurrent exports get two versions
+    version = reservation.version
+    final = os.path.join(model_dir, str(version))
     tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_dir)
     try:
         archive.write_out(tmp, verbose=False)
@@ -74,6 +71,7 @@ def export_saved_model(
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
+        reservation.release()
     return final
 
 

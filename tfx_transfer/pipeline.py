@@ -12,7 +12,6 @@ print(result.metrics["test"]["accuracy"], result.export_dir)
 
 import dataclasses
 import importlib
-import json
 import os
 import platform
 import re
@@ -22,11 +21,14 @@ import keras
 import tensorflow as tf
 
 from tfx_transfer import data as data_lib
+from tfx_transfer import stop, storage
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
+from tfx_transfer.guards import require_finite
+from tfx_transfer.locks import run_dir_lock
 from tfx_transfer.model import build_model
 from tfx_transfer.training import PhaseRunner
 
@@ -76,15 +78,23 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     """Runs every phase of `recipe`, evaluates on the test split, saves and exports.
 
     Re-running the same recipe with the same `run_dir` resumes: finished phases
-    are skipped and the phase in progress continues from its last epoch.
+    are skipped and the phase in progress continues from its last epoch. A run
+    directory is used by one run at a time (`tfx_transfer.locks`).
     """
+    strategy = strategy or make_strategy(recipe.distribute)  # a multi-worker strategy precedes any TF op
+    with run_dir_lock(recipe.resolved_run_dir, enabled=is_chief(strategy)):
+        return _train(recipe, strategy, callbacks)
+
+
+def _train(recipe, strategy, callbacks) -> RunResult:
     run_dir = recipe.resolved_run_dir
     start = time.perf_counter()
-    strategy = strategy or make_strategy(recipe.distribute)  # a multi-worker strategy precedes any TF op
     chief = is_chief(strategy)
+    stop.raise_if_requested(stop.RESUMES_RUN)
     if chief:
         _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
+    stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
     make_augmentation = getattr(_modality(recipe), "make_augmentation", None)
     augment = make_augmentation(recipe) if make_augmentation else None
@@ -111,6 +121,8 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         )
     else:
         metrics["test"] = None
+    require_finite(model)
+    stop.raise_if_requested(stop.RESUMES_RUN)
     keras_path = os.path.join(run_dir, "model.keras") if chief else None
     if chief:
         model.save(keras_path)
@@ -137,7 +149,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         "keras": keras.__version__,
     }
     if chief:
-        _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        storage.write_json_atomic(os.path.join(run_dir, "metrics.json"), metrics)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
 
 
@@ -163,10 +175,3 @@ def _claim_run_dir(run_dir: str, recipe) -> None:
                 )
     with open(path, "w", encoding="utf-8") as f:
         f.write(text)
-
-
-def _write_json(path: str, payload: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)

@@ -8,7 +8,6 @@ results = PhaseRunner(model, head, backbone, splits, recipe, run_dir="runs/flowe
 """
 
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -18,11 +17,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfx_transfer.backup import EpochBackup
+from tfx_transfer import storage
+from tfx_transfer.backup import (
+    EpochBackup, RunFileUnreadable, discard, load_weights_or_explain, read_json_or_explain, save_weights_atomic,
+)
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
 from tfx_transfer.frozen_prefix import split_before_trainable
+from tfx_transfer.guards import DivergenceGuard, StopOnRequest
 
 
 @keras.saving.register_keras_serializable(package="tfx_transfer")
@@ -188,7 +191,7 @@ class PhaseRunner:
         for index, phase in enumerate(self.recipe.phases):
             done = state["completed"].get(phase.name)
             if done:
-                self.model.load_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
+                load_weights_or_explain(self.model, self._checkpoint_path(phase), self._recovery())
                 apply_freeze_policy(self.backbone, phase.freeze)
                 results.append(PhaseResult(**done))
                 print(f"[tfx-transfer] phase {phase.name!r} already completed in {self.run_dir}: skipped.")
@@ -197,9 +200,9 @@ class PhaseRunner:
             results.append(result)
             state["completed"][phase.name] = dataclasses.asdict(result)
             if self.chief:
-                os.makedirs(os.path.join(self.run_dir, "checkpoints"), exist_ok=True)
-                self.model.save_weights(os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5"))
+                save_weights_atomic(self.model, self._checkpoint_path(phase))
                 self._save_state(state)
+                discard(self._backup_dir(phase))
         return results
 
     def run_phase(self, phase, next_phase=None) -> PhaseResult:
@@ -256,15 +259,18 @@ class PhaseRunner:
             + (f"; training on cached outputs of the frozen blocks {_span(prefix.frozen_blocks)}" if prefix else "")
         )
         backup = EpochBackup(
-            os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
+            self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
+            history_csv=os.path.join(self.run_dir, f"history_{phase.name}.csv"),
         )
+        index = next(i for i, p in enumerate(self.recipe.phases) if p is phase)
+        guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
         start = time.perf_counter()
         trained.fit(
             train,
             validation_data=val,
             epochs=phase.epochs,
             class_weight=self._class_weight(phase),
-            callbacks=[backup, *self._callbacks(phase, has_validation=val is not None)],
+            callbacks=[guard, backup, StopOnRequest(backup, phase.name), *self._callbacks(phase, val is not None)],
             shuffle=False,  # batch_dataset shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,
         )
@@ -399,10 +405,7 @@ class PhaseRunner:
         return {c: float(phase.class_weight.get(c, 1.0)) for c in range(self.num_classes)}
 
     def _callbacks(self, phase, has_validation):
-        callbacks = [
-            keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name)),
-            keras.callbacks.CSVLogger(os.path.join(self.run_dir, f"history_{phase.name}.csv"), append=True),
-        ] if self.chief else []
+        callbacks = [keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name))] if self.chief else []
         if has_validation and phase.early_stopping_patience is not None:
             callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -416,18 +419,28 @@ class PhaseRunner:
     def _state_path(self):
         return os.path.join(self.run_dir, "state.json")
 
+    def _checkpoint_path(self, phase):
+        return os.path.join(self.run_dir, "checkpoints", f"{phase.name}.weights.h5")
+
+    def _backup_dir(self, phase):
+        return os.path.join(self.run_dir, "backup", phase.name)
+
+    def _recovery(self):
+        return (
+            f"Delete {self._state_path()} and {os.path.join(self.run_dir, 'checkpoints')} to train every phase "
+            "again, or start a new run with --set run_dir=<new directory>."
+        )
+
     def _load_state(self):
-        if os.path.exists(self._state_path()):
-            with open(self._state_path(), encoding="utf-8") as f:
-                return json.load(f)
+        if storage.exists(self._state_path()):
+            state = read_json_or_explain(self._state_path(), self._recovery())
+            if isinstance(state, dict) and isinstance(state.get("completed"), dict):
+                return state
+            raise RunFileUnreadable(f"{self._state_path()} is not a run state (no 'completed' map). {self._recovery()}")
         return {"completed": {}}
 
     def _save_state(self, state):
-        os.makedirs(self.run_dir, exist_ok=True)
-        tmp = self._state_path() + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(state, f, indent=2)
-        os.replace(tmp, self._state_path())
+        storage.write_json_atomic(self._state_path(), state)
 
 
 def _span(blocks) -> str:

@@ -1,0 +1,126 @@
+"""SIGINT and SIGTERM as a request to stop: training stops between batches, backs up, and exits 130 or 143.
+
+A `KeyboardInterrupt` raised wherever the signal lands can unwind through TensorFlow while it
+runs (issue 18: heap corruption, SIGABRT). Here the signal handler only records the request;
+the training loop checks it between batches (`raise_if_requested`), writes its backup and
+raises `Interrupted`, which the command line turns into exit code 128 + the signal number
+(130 for SIGINT, 143 for SIGTERM). A second signal exits at once, after saying so. This module
+imports nothing but the standard library, so it can be armed before TensorFlow loads.
+
+>>> import signal
+>>> from tfx_transfer import stop
+>>> with stop.handling_signals():
+...     signal.raise_signal(signal.SIGTERM)
+...     stop.requested()
+<Signals.SIGTERM: 15>
+"""
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+RESUMES_RUN = "the same command resumes the run: finished phases and backed-up epochs are kept."
+
+_requested: signal.Signals | None = None
+_loading_signal: signal.Signals | None = None
+_handlers_before_loading: dict = {}
+
+
+class Interrupted(Exception):
+    """A stop request honoured at a safe point; `exit_code` is 128 + the signal number."""
+
+    def __init__(self, signum, what_remains: str):
+        self.signal = signal.Signals(signum)
+        self.exit_code = 128 + int(signum)
+        super().__init__(f"stopped on {self.signal.name}; {what_remains}")
+
+
+def requested() -> signal.Signals | None:
+    """The signal that asked the process to stop, or None."""
+    return _requested
+
+
+def raise_if_requested(what_remains: str) -> None:
+    """Raises `Interrupted` if a stop was requested; `what_remains` tells what a re-run will do."""
+    if _requested is not None:
+        raise Interrupted(_requested, what_remains)
+
+
+@contextlib.contextmanager
+def handling_signals():
+    """Within the block, SIGINT and SIGTERM request a stop instead of interrupting; a second one exits at once."""
+    global _requested
+    if threading.current_thread() is not threading.main_thread():
+        yield  # Python delivers signals to the main thread only; nothing to arm here.
+        return
+    previous = {s: signal.signal(s, _request_stop) for s in SIGNALS}
+    _requested = None
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _requested = None
+
+
+def _request_stop(signum, frame):
+    global _requested
+    name = signal.Signals(signum).name
+    if _requested is None:
+        _requested = signal.Signals(signum)
+        _say(f"{name} received: stopping after the current batch and writing a backup "
+             f"(send {name} again to exit at once, without a backup).")
+        return
+    _say(f"second {name}: exiting now without writing a backup; a re-run resumes from the last backup.")
+    os._exit(128 + signum)
+
+
+def _say(text: str) -> None:
+    # os.write, not print or logging: the handler may run while the main thread is inside a print.
+    os.write(sys.stderr.fileno(), f"\n[tfx-transfer] {text}\n".encode())
+
+
+def hold_signals_while_loading() -> None:
+    """Holds SIGINT and SIGTERM while `tfx_transfer` imports TensorFlow (seconds); see `release_held_signals`.
+
+    Called first in the package's `__init__`, so that a signal during the import does not
+    unwind through TensorFlow's initialisation.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for s in SIGNALS:
+        _handlers_before_loading[s] = signal.signal(s, _hold)
+
+
+def _hold(signum, frame):
+    global _loading_signal
+    if "tfx_transfer" not in sys.modules:  # the import failed and never released the signals
+        _restore_handlers_before_loading()
+        signal.raise_signal(signum)
+        return
+    _loading_signal = _loading_signal or signal.Signals(signum)
+
+
+def release_held_signals() -> None:
+    """Ends `hold_signals_while_loading`: restores the handlers; a held signal is delivered now.
+
+    With Python's default handlers in place, a held signal ends the process with exit code
+    128 + its number; a handler the program installed itself receives it instead.
+    """
+    handlers = dict(_handlers_before_loading)
+    _restore_handlers_before_loading()
+    if _loading_signal is None:
+        return
+    if handlers.get(_loading_signal) in (signal.SIG_DFL, signal.default_int_handler, None):
+        _say(f"{_loading_signal.name} received while loading TensorFlow: exiting; nothing was started.")
+        raise SystemExit(128 + _loading_signal)
+    signal.raise_signal(_loading_signal)
+
+
+def _restore_handlers_before_loading() -> None:
+    for s, handler in _handlers_before_loading.items():
+        signal.signal(s, handler)
+    _handlers_before_loading.clear()
