@@ -125,7 +125,8 @@ class EpochBackup(keras.callbacks.Callback):
         weights = f"epoch-{self.finished_epochs}{WEIGHTS_SUFFIX}"
         path = storage.join(self.backup_dir, weights)
         save_weights_atomic(self.model, path)
-        record = {"epoch": self.finished_epochs, "weights": weights, "sha256": _sha256(path), "history": self.history}
+        history = {key: list(values) for key, values in self.history.items()}  # a copy: self.history grows
+        record = {"epoch": self.finished_epochs, "weights": weights, "sha256": _sha256(path), "history": history}
         if self._record:
             storage.write_json_atomic(storage.join(self.backup_dir, PREVIOUS_RECORD), self._record)
         storage.write_json_atomic(storage.join(self.backup_dir, RECORD), record)
