@@ -20,7 +20,7 @@ EXIT_DIVERGED = 3
 def main(argv=None) -> int:
     """Runs one command; the exit code is 0, 1 (a bug: traceback), 2 (bad input, or the run directory is
     in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`)."""
-    with stop.handling_signals():
+    with stop.handling_signals(until_exit=argv is None):  # argv is None: this process is the command
         parser = _parser()
         args = parser.parse_args(argv)
         if not getattr(args, "command", None):

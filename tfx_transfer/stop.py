@@ -50,8 +50,12 @@ def raise_if_requested(what_remains: str) -> None:
 
 
 @contextlib.contextmanager
-def handling_signals():
-    """Within the block, SIGINT and SIGTERM request a stop instead of interrupting; a second one exits at once."""
+def handling_signals(until_exit: bool = False):
+    """Within the block, SIGINT and SIGTERM request a stop instead of interrupting; a second one exits at once.
+
+    With `until_exit` (the command line, whose process ends after the block), a signal after the
+    block ends the process at once with 128 + its number instead of interrupting its shutdown.
+    """
     global _requested
     if threading.current_thread() is not threading.main_thread():
         yield  # Python delivers signals to the main thread only; nothing to arm here.
@@ -62,8 +66,17 @@ def handling_signals():
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, handler)
+            signal.signal(s, _exit_now if until_exit else handler)
         _requested = None
+
+
+def _exit_now(signum, frame):
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a stream closed during shutdown has nothing left to flush
+            pass
+    os._exit(128 + signum)
 
 
 def _request_stop(signum, frame):
