@@ -102,30 +102,50 @@ def _assert_complete(run_dir):
     assert not (run_dir / "backup").exists() or not any((run_dir / "backup").iterdir())
 
 
+def _signal_moment(rng, log, process):
+    """Waits for a random moment: a quarter of the time counted from the start (Python and TensorFlow
+    loading), otherwise from the first phase's start (training, validation, phase boundaries, evaluation)."""
+    if rng.random() < 0.25:
+        return _wait(process, rng.uniform(1.0, 20.0))
+    while "[tfx-transfer] phase " not in log.read_text():
+        if _wait(process, 0.2):
+            return True
+    return _wait(process, rng.uniform(0.0, 12.0))
+
+
+def _wait(process, seconds) -> bool:
+    """True if `process` ended within `seconds`."""
+    try:
+        process.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
 @pytest.mark.slow
 def test_sigint_and_sigterm_at_random_moments_exit_130_or_143_and_leave_a_resumable_run(tmp_path):
     """20 signals, each to a fresh process of a chain of runs on one run directory: every re-run resumes
     what the previous one left; the last run completes. Signals land while Python and TensorFlow import,
     while the model is built, between and inside epochs, in validation and between phases."""
     rng = random.Random(18)
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
     run_dir, runs, outcomes = tmp_path / "run0", 0, []
     while len(outcomes) < 20:
-        process = subprocess.Popen(_command(run_dir), cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
-        try:
-            out, err = process.communicate(timeout=rng.uniform(1.0, 40.0))
-        except subprocess.TimeoutExpired:
+        log = tmp_path / f"log{len(outcomes)}-{runs}.txt"
+        with open(log, "w") as out:
+            process = subprocess.Popen(_command(run_dir), cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        if not _signal_moment(rng, log, process):
             signum = rng.choice([signal.SIGINT, signal.SIGTERM])
             process.send_signal(signum)
-            out, err = process.communicate(timeout=300)
-            assert process.returncode == 128 + signum, f"{signum!r}: exit {process.returncode}\n{err[-3000:]}"
-            assert "Traceback" not in err, err[-3000:]
-            assert "tfx-transfer: stopped on " in err or "received while loading TensorFlow" in err, err[-3000:]
+            process.wait(timeout=300)
+            text = log.read_text()
+            assert process.returncode == 128 + signum, f"{signum!r}: exit {process.returncode}\n{text[-3000:]}"
+            assert "Traceback" not in text, text[-3000:]
+            assert "tfx-transfer: stopped on " in text or "received while loading TensorFlow" in text, text[-3000:]
             _assert_resumable(run_dir)
-            outcomes.append((signum.name, err.strip().splitlines()[-1]))
+            outcomes.append((signum.name, text.strip().splitlines()[-1]))
             continue
-        assert process.returncode == 0, err[-3000:]  # finished before the signal: check it, start a new chain
+        assert process.returncode == 0, log.read_text()[-3000:]  # done before the signal: check, start anew
         _assert_complete(run_dir)
         runs += 1
         run_dir = tmp_path / f"run{runs}"
@@ -133,3 +153,4 @@ def test_sigint_and_sigterm_at_random_moments_exit_130_or_143_and_leave_a_resuma
     assert final.returncode == 0, final.stderr[-3000:]
     _assert_complete(run_dir)
     assert {name for name, _ in outcomes} == {"SIGINT", "SIGTERM"}
+    print("\n".join(f"{name}: {line}" for name, line in outcomes))

@@ -110,7 +110,7 @@ class EpochBackup(keras.callbacks.Callback):
 
     def rewind(self) -> None:
         """Puts model and optimizer back to the end of the last finished epoch (or to the phase's start)."""
-        for variable, value in zip(self._variables(), self._finished_values):
+        for variable, value in self._finished_values:
             variable.assign(value)
 
     def _variables(self):
@@ -119,7 +119,7 @@ class EpochBackup(keras.callbacks.Callback):
         return list(self.model.weights) + (list(optimizer.variables) if built else [])
 
     def _remember_finished_epoch(self):
-        self._finished_values = [np.array(v) for v in self._variables()]
+        self._finished_values = [(v, np.array(v)) for v in self._variables()]
 
     def _write(self):
         weights = f"epoch-{self.finished_epochs}{WEIGHTS_SUFFIX}"
