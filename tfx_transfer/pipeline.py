@@ -102,6 +102,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
         strategy=prepared.strategy, augment=augment, callbacks=callbacks,
     ).run()
+    require_finite(model)  # the guards stop a diverging phase; this keeps any other path from saving NaN
 
     metrics = {
         "recipe": recipe.name,
@@ -121,7 +122,6 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         )
     else:
         metrics["test"] = None
-    require_finite(model)
     stop.raise_if_requested(stop.RESUMES_RUN)
     keras_path = os.path.join(run_dir, "model.keras") if chief else None
     if chief:
