@@ -13,6 +13,7 @@ import sys
 import traceback
 
 from tfx_transfer import stop
+from tfx_transfer.log import install_console_handler
 
 EXIT_DIVERGED = 3
 
@@ -26,6 +27,7 @@ def main(argv=None) -> int:
         if not getattr(args, "command", None):
             parser.print_help()
             return 2
+        install_console_handler(debug=args.debug)
         try:
             code = args.run(args) or 0
         except stop.Interrupted as e:

@@ -1,4 +1,5 @@
-"""A diverging phase stops with the last finite weights; a stop request ends a phase between batches with a backup."""
+"""Faults in a phase run: divergence stops at the last finite weights, a stop request ends a phase between batches
+with a backup, unreadable run files stop with their path and the fix, and run files are strict JSON."""
 
 import csv
 import json
@@ -14,6 +15,7 @@ import tensorflow as tf
 from conftest import tiny_resnet
 from tfx_transfer import stop
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.backup import RunFileUnreadable
 from tfx_transfer.guards import TrainingDiverged
 from tfx_transfer.model import build_model
 from tfx_transfer.recipe import recipe_from_dict
@@ -141,3 +143,18 @@ def test_the_run_state_is_strict_json_even_with_a_nan_validation_loss(tmp_path):
 
     state = json.loads(text, parse_constant=refuse)
     assert state["completed"]["head"]["history"]["val_loss"] == [None]
+
+
+@pytest.mark.parametrize("damage", ["state.json", "checkpoints/head.weights.h5"])
+def test_an_unreadable_state_or_checkpoint_stops_with_its_path_and_the_fix(tmp_path, damage):
+    runner, _ = _runner(tmp_path / "run", epochs=1)
+    runner.run()
+    path = tmp_path / "run" / damage
+    path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+    runner, _ = _runner(tmp_path / "run", epochs=1)
+    with pytest.raises(RunFileUnreadable) as error:
+        runner.run()
+    message = str(error.value)
+    assert str(path) in message and "truncated or corrupt" in message
+    assert f"Delete {tmp_path / 'run' / 'state.json'} and {tmp_path / 'run' / 'checkpoints'}" in message
+    assert "--set run_dir=" in message
