@@ -35,6 +35,13 @@ def test_the_first_signal_is_a_request_and_the_second_exits_at_once_saying_so():
     assert "second SIGINT: exiting now without writing a backup" in result.stderr
 
 
+def test_work_with_nothing_to_save_exits_at_the_first_signal_saying_so():
+    script = TWO_SIGNALS.replace("stop.handling_signals()", "stop.handling_signals(graceful=False)")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130 and result.stdout == ""
+    assert "SIGINT received: exiting." in result.stderr
+
+
 def test_a_request_is_raised_only_at_a_safe_point_and_forgotten_after_the_block():
     with stop.handling_signals():
         stop.raise_if_requested("nothing")

@@ -21,13 +21,14 @@ EXIT_DIVERGED = 3
 def main(argv=None) -> int:
     """Runs one command; the exit code is 0, 1 (a bug: traceback), 2 (bad input, or the run directory is
     in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`)."""
-    with stop.handling_signals(until_exit=argv is None):  # argv is None: this process is the command
-        parser = _parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "command", None):
-            parser.print_help()
-            return 2
-        install_console_handler(debug=args.debug)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    install_console_handler(debug=args.debug)
+    graceful = getattr(args, "stops_between_batches", False)
+    with stop.handling_signals(until_exit=argv is None, graceful=graceful):  # argv None: this process is the command
         try:
             code = args.run(args) or 0
         except stop.Interrupted as e:
@@ -80,7 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("recipe")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe value, e.g. --set data.batch_size=16 (repeatable)")
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, stops_between_batches=True)
 
     inspect = commands.add_parser("inspect", help="print the backbone's blocks and each phase's trainable flags")
     inspect.add_argument("recipe")

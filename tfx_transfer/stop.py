@@ -50,17 +50,19 @@ def raise_if_requested(what_remains: str) -> None:
 
 
 @contextlib.contextmanager
-def handling_signals(until_exit: bool = False):
+def handling_signals(until_exit: bool = False, graceful: bool = True):
     """Within the block, SIGINT and SIGTERM request a stop instead of interrupting; a second one exits at once.
 
-    With `until_exit` (the command line, whose process ends after the block), a signal after the
-    block ends the process at once with 128 + its number instead of interrupting its shutdown.
+    With `graceful=False` (work with nothing to save, e.g. `predict`), the first signal exits at
+    once, after saying so. With `until_exit` (the command line, whose process ends after the
+    block), a signal after the block ends the process at once with 128 + its number instead of
+    interrupting its shutdown.
     """
     global _requested
     if threading.current_thread() is not threading.main_thread():
         yield  # Python delivers signals to the main thread only; nothing to arm here.
         return
-    previous = {s: signal.signal(s, _request_stop) for s in SIGNALS}
+    previous = {s: signal.signal(s, _request_stop if graceful else _exit_saying_so) for s in SIGNALS}
     _requested = None
     try:
         yield
@@ -68,6 +70,11 @@ def handling_signals(until_exit: bool = False):
         for s, handler in previous.items():
             signal.signal(s, _exit_now if until_exit else handler)
         _requested = None
+
+
+def _exit_saying_so(signum, frame):
+    _say(f"{signal.Signals(signum).name} received: exiting.")
+    _exit_now(signum, frame)
 
 
 def _exit_now(signum, frame):
