@@ -144,7 +144,7 @@ def test_a_run_killed_with_sigkill_resumes_after_its_last_backup(tmp_path):
 
     second = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0, second.stderr[-3000:]
-    resumed_at = int(second.stdout.split("resuming after epoch ")[1].split()[0])
+    resumed_at = int(second.stderr.split("resuming after epoch ")[1].split()[0])  # a log message: stderr
     assert resumed_at >= backed_up
     (phase,) = json.loads((run_dir / "metrics.json").read_text())["phases"]
     assert phase["epochs_run"] == 12 and len(phase["history"]["loss"]) == 12

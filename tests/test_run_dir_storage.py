@@ -47,11 +47,6 @@ def test_run_files_are_written_to_the_ram_filesystem_and_a_rerun_resumes_from_th
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="export.py (arch-data's module) still writes through os/tempfile: the version directory "
-    "lands in ./ram:/... on the local disk, not on the ram:// filesystem",
-)
 def test_export_is_written_to_the_ram_filesystem(ram_run):
     root, first, _ = ram_run
     assert first.export_dir.startswith(f"{root}/exports/")

@@ -12,28 +12,55 @@ import os
 import sys
 import traceback
 
+from tfx_transfer import stop
+from tfx_transfer.log import install_console_handler
+
+EXIT_DIVERGED = 3
+
 
 def main(argv=None) -> int:
+    """Runs one command; the exit code is 0, 1 (a bug: traceback), 2 (bad input, or the run directory is
+    in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`)."""
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    from tfx_transfer.log import install_console_handler
-
     install_console_handler(debug=args.debug)
-    if not args.debug:
-        _import_tensorflow_quietly()
-    try:
-        return args.run(args) or 0
-    except KeyboardInterrupt:
-        print("tfx-transfer: interrupted; re-run the same command to resume from the last epoch.", file=sys.stderr)
-        return 130
-    except Exception as e:  # one line for the user; the traceback with --debug
-        if args.debug or not _is_user_error(e):
-            traceback.print_exc()
-        print(f"tfx-transfer: error: {_one_line(e)}", file=sys.stderr)
-        return 2 if _is_user_error(e) else 1
+    graceful = getattr(args, "stops_between_batches", False)
+    with stop.handling_signals(until_exit=argv is None, graceful=graceful):  # argv None: this process is the command
+        try:
+            if not args.debug:
+                _import_tensorflow_quietly()
+            stop.raise_if_requested("nothing was started.")
+            code = args.run(args) or 0
+        except stop.Interrupted as e:
+            _say(str(e))
+            return e.exit_code
+        except Exception as e:  # one line for the user; the traceback with --debug or for a bug
+            code = _exit_code(e)
+            if args.debug or code == 1:
+                traceback.print_exc()
+            _say(f"error: {_one_line(e)}")
+            return code
+        signal = stop.requested()
+        if signal is None:
+            return code
+        _say(f"stopped on {signal.name} after the command had finished; its results are complete.")
+        return 128 + signal
+
+
+def _say(text: str) -> None:
+    sys.stdout.flush()
+    print(f"tfx-transfer: {text}", file=sys.stderr, flush=True)
+
+
+def _exit_code(error) -> int:
+    from tfx_transfer.guards import TrainingDiverged
+
+    if isinstance(error, TrainingDiverged):
+        return EXIT_DIVERGED
+    return 2 if _is_user_error(error) else 1
 
 
 def _import_tensorflow_quietly() -> None:
@@ -67,8 +94,9 @@ def _import_tensorflow_quietly() -> None:
 
 def _is_user_error(error) -> bool:
     from tfx_transfer.config import ConfigError
+    from tfx_transfer.locks import RunDirectoryInUse
 
-    return isinstance(error, (ConfigError, ValueError, OSError, ModuleNotFoundError, KeyError))
+    return isinstance(error, (ConfigError, ValueError, OSError, ModuleNotFoundError, KeyError, RunDirectoryInUse))
 
 
 def _one_line(error) -> str:
@@ -85,7 +113,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("recipe")
     train.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="override a recipe value, e.g. --set data.batch_size=16 (repeatable)")
-    train.set_defaults(run=_train)
+    train.set_defaults(run=_train, stops_between_batches=True)
 
     inspect = commands.add_parser("inspect", help="print the backbone's blocks and each phase's trainable flags")
     inspect.add_argument("recipe")

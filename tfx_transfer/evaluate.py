@@ -3,6 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer import stop
 from tfx_transfer.data.windows import mean_per_group
 from tfx_transfer.head_kinds import head_kind
 
@@ -19,6 +20,7 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
     step = tf.function(lambda x: model(x, training=False), reduce_retracing=True, jit_compile=jit_compile)
     outputs, labels = [], []
     for x, y in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+        stop.raise_if_requested(stop.RESUMES_RUN)
         outputs.append(tf.nest.map_structure(np.asarray, step(x)))
         labels.append(y.numpy())
     return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)

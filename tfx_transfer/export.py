@@ -14,10 +14,10 @@ import uuid
 import keras
 import tensorflow as tf
 
-from tfx_transfer import storage
+from tfx_transfer import head_kinds, storage
 from tfx_transfer.data.base import ServingPreprocessor
 from tfx_transfer.data.windows import mean_per_group
-from tfx_transfer import head_kinds
+from tfx_transfer.locks import highest_version, reserve_export_version
 from tfx_transfer.log import logger
 
 SIGNATURE_RAW = "serving_default"
@@ -45,7 +45,8 @@ def export_saved_model(
     a directory rename copies object by object and is not atomic: a server
     polling there can briefly see a partial version; point it at the version only
     after this function returns (see `tfx_transfer.storage`). `version` defaults
-    to one more than the highest existing version.
+    to one more than the highest existing or reserved version; concurrent exports
+    to a local directory get distinct versions (`tfx_transfer.locks.reserve_export_version`).
     """
     class_names = [str(c) for c in class_names]
     if any("\n" in c for c in class_names):
@@ -55,16 +56,11 @@ def export_saved_model(
             f"export.model_name must use letters, digits, '_', '-' or '.', received {model_name!r}."
         )
     model_dir = storage.join(export_base, model_name)
-    storage.makedirs(model_dir)
-    version = next_version(model_dir) if version is None else int(version)
-    final = storage.join(model_dir, str(version))
-    if storage.exists(final):
-        raise FileExistsError(
-            f"Export version {final!r} already exists. Choose another export.version or leave it unset."
-        )
-
     archive = build_archive(model, preprocessor, class_names, head_kind)
-    tmp = storage.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")  # ignored by TF Serving and next_version
+    reservation = reserve_export_version(model_dir, version)
+    version = reservation.version
+    final = storage.join(model_dir, str(version))
+    tmp = storage.join(model_dir, f".tmp-{version}-{uuid.uuid4().hex[:8]}")  # ignored by TF Serving and highest_version
     try:
         archive.write_out(tmp, verbose=False)
         storage.write_text_atomic(storage.join(tmp, "assets", "labels.txt"), "".join(f"{c}\n" for c in class_names))
@@ -75,6 +71,7 @@ def export_saved_model(
         storage.move_dir(tmp, final)
     finally:
         storage.rmtree(tmp)
+        reservation.release()
     return final
 
 
@@ -127,11 +124,6 @@ def build_archive(model, preprocessor, class_names, head_kind) -> keras.export.E
     return archive
 
 
-def next_version(model_dir: str) -> int:
-    """One more than the highest integer version directory in `model_dir` (1 when there is none)."""
-    return max((int(n) for n in storage.listdir(model_dir) if n.isdigit()), default=0) + 1
-
-
 def write_warmup_requests(export_dir: str, model_name: str, preprocessor) -> bool:
     """Writes `assets.extra/tf_serving_warmup_requests`, which TF Serving replays at load time.
 
@@ -177,7 +169,7 @@ def resolve_export_dir(path: str) -> str:
     """`path` itself if it holds a SavedModel, else its highest integer version sub-directory."""
     if storage.exists(storage.join(path, "saved_model.pb")):
         return path
-    version = next_version(path) - 1
+    version = highest_version(path)
     if version < 1:
         raise FileNotFoundError(
             f"{path!r} holds no saved_model.pb and no integer version directory. Pass an export "

@@ -18,13 +18,15 @@ import time
 import keras
 import tensorflow as tf
 
-import tfx_transfer.storage as storage
+from tfx_transfer import stop, storage
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.modality import modality_for
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
+from tfx_transfer.guards import require_finite
+from tfx_transfer.locks import run_dir_lock
 from tfx_transfer.model import build_model
 from tfx_transfer.training import PhaseRunner
 
@@ -75,20 +77,29 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     """Runs every phase of `recipe`, evaluates on the test split, saves and exports.
 
     Re-running the same recipe with the same `run_dir` resumes: finished phases
-    are skipped and the phase in progress continues from its last epoch.
+    are skipped and the phase in progress continues from its last epoch. A run
+    directory is used by one run at a time (`tfx_transfer.locks`).
     """
+    strategy = strategy or make_strategy(recipe.distribute)  # a multi-worker strategy precedes any TF op
+    with run_dir_lock(recipe.resolved_run_dir, enabled=is_chief(strategy)):
+        return _train(recipe, strategy, callbacks)
+
+
+def _train(recipe, strategy, callbacks) -> RunResult:
     run_dir = recipe.resolved_run_dir
     start = time.perf_counter()
-    strategy = strategy or make_strategy(recipe.distribute)  # a multi-worker strategy precedes any TF op
     chief = is_chief(strategy)
+    stop.raise_if_requested(stop.RESUMES_RUN)
     if chief:
         _claim_run_dir(run_dir, recipe)
     prepared = prepare(recipe, strategy)
+    stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
         strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
     ).run()
+    require_finite(model)  # the guards stop a diverging phase; this keeps any other path from saving NaN
 
     metrics = {
         "recipe": recipe.name,
@@ -108,6 +119,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         )
     else:
         metrics["test"] = None
+    stop.raise_if_requested(stop.RESUMES_RUN)
     keras_path = storage.join(run_dir, "model.keras") if chief else None
     if chief:
         model.save(keras_path)

@@ -15,10 +15,11 @@ import numpy as np
 import tensorflow as tf
 
 import tfx_transfer.storage as storage
-from tfx_transfer.backup import EpochBackup
+from tfx_transfer.backup import EpochBackup, discard
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.freezing import apply_freeze_selection, select_trainable
 from tfx_transfer.frozen_prefix import split_after_blocks
+from tfx_transfer.guards import DivergenceGuard, StopOnRequest
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
 from tfx_transfer.training import submodels
@@ -72,7 +73,7 @@ class PhaseRunner:
         results = []
         for index, phase in enumerate(self.recipe.phases):
             if phase.name in state.completed:
-                self.model.load_weights(state.checkpoint_path(phase.name))
+                state.restore(phase.name, self.model)
                 apply_freeze_selection(self.backbone, select_trainable(self.backbone, phase.freeze))
                 results.append(PhaseResult(**state.completed[phase.name]))
                 logger.info(f"phase {phase.name!r} already completed in {self.run_dir}: skipped.")
@@ -80,6 +81,7 @@ class PhaseRunner:
             results.append(self.run_phase(phase, next(iter(self.recipe.phases[index + 1:]), None)))
             if self.chief:
                 state.record(phase.name, dataclasses.asdict(results[-1]), self.model)
+                discard(self._backup_dir(phase))
         return results
 
     def run_phase(self, phase, next_phase=None) -> PhaseResult:
@@ -111,15 +113,21 @@ class PhaseRunner:
             f"{plan.describe()}"
         )
         backup = EpochBackup(
-            storage.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
+            self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
+            history_csv=storage.join(self.run_dir, f"history_{phase.name}.csv"),
         )
+        index = self.recipe.phases.index(phase)
+        guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
         start = time.perf_counter()
         trained.fit(
             train,
             validation_data=val,
             epochs=phase.epochs,
             class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
-            callbacks=[backup, *phase_callbacks(phase, self.run_dir, self.chief, val is not None), *self.extra_callbacks],
+            callbacks=[
+                guard, backup, StopOnRequest(backup, phase.name),
+                *phase_callbacks(phase, self.run_dir, self.chief, val is not None), *self.extra_callbacks,
+            ],
             shuffle=False,  # batch_dataset shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,
         )
@@ -165,6 +173,9 @@ class PhaseRunner:
                 POOLED_FEATURES, lambda: submodels.features_model(self.model, self.head), splits
             )
         return with_length(train_set), with_length(val_set) if val_set is not None else None
+
+    def _backup_dir(self, phase) -> str:
+        return storage.join(self.run_dir, "backup", phase.name)
 
     def _trained_model(self, plan):
         if plan.mode == HEAD_ON_FEATURES:
