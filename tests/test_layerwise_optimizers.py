@@ -35,8 +35,8 @@ def test_patterns_override_the_decay_and_expand_to_every_variable_of_the_block()
     assert multipliers["conv3_block1_conv/bias"] == 0.25
     assert multipliers["stem_conv/kernel"] == 0.5**5
     assert multipliers["top_conv/kernel"] == 0.5
-    every_variable = {v.path for v in backbone.model.weights}
-    assert set(multipliers) == every_variable
+    assert set(multipliers) == {v.path for v in backbone.model.trainable_weights}
+    assert "conv1_block1_bn/moving_mean" not in multipliers
 
 
 @pytest.mark.parametrize(
@@ -101,14 +101,30 @@ def test_adamw_decays_kernels_but_not_biases_or_norm_parameters():
     np.testing.assert_array_equal(bias.numpy(), _two_variables()[1].numpy())
 
 
-def test_a_model_compiled_with_it_saves_and_loads_in_safe_mode(tmp_path):
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")])
+def _functional(*layers):
+    inputs = keras.Input((4,))
+    outputs = inputs
+    for layer in layers:
+        outputs = layer(outputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_model_compiled_with_it_saves_and_loads_in_safe_mode_and_keeps_scaling(tmp_path):
+    model = _functional(keras.layers.Dense(2, name="dense"))
     model.compile(LayerwiseAdamW(1e-3, lr_multipliers={"dense/kernel": 0.5}), "mse")
-    model.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)
+    model.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0)
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras", safe_mode=True)
     assert isinstance(loaded.optimizer, LayerwiseAdamW)
-    assert loaded.optimizer.lr_multipliers == {"dense/kernel": 0.5}
+    loaded.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0)
+    assert loaded.optimizer.multiplier(loaded.get_layer("dense").kernel) == 0.5
+
+
+def test_a_path_that_names_no_trainable_variable_is_refused_when_built():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="dense")])
+    model.compile(LayerwiseAdam(1e-3, lr_multipliers={"dense/kernel": 0.5}), "mse")
+    with pytest.raises(ValueError, match=r"does not train: \['dense/kernel'\].*e.g. 'sequential.*/dense/kernel'"):
+        model.fit(np.ones((4, 4)), np.ones((4, 2)), verbose=0)
 
 
 def test_shared_variable_paths_are_refused():
@@ -137,16 +153,16 @@ from tfx_transfer.layerwise_optimizers import LayerwiseAdamW, exclude_norms_and_
 
 def fit():
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(8, activation="relu", name="low"),
-        keras.layers.LayerNormalization(name="norm"), keras.layers.Dense(1, name="high"),
-    ])
+    inputs = keras.Input((4,))
+    hidden = keras.layers.LayerNormalization(name="norm")(keras.layers.Dense(8, activation="relu", name="low")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(1, name="high")(hidden))
     optimizer = LayerwiseAdamW(0.05, weight_decay=0.1, lr_multipliers={{"low/kernel": 0.1, "low/bias": 0.1}})
     exclude_norms_and_biases(optimizer, model.trainable_variables)
     model.compile(optimizer, "mse")
     x = np.random.default_rng(0).normal(size=(32, 4)).astype("float32")
     y = x @ np.array([[1.0], [-2.0], [0.5], [3.0]], "float32")
     model.fit(tf.data.Dataset.from_tensor_slices((x, y)).batch(8), epochs=3, verbose=0)
+    assert optimizer.multiplier(model.get_layer("low").kernel) == 0.1
     return [w.numpy().ravel().tolist() for w in model.weights]
 
 strategy = {strategy}
@@ -191,3 +207,47 @@ def test_two_workers_train_as_one_device():
     for index, result in enumerate(_run_workers(script)):
         assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
         _assert_same_training(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+def _movement(model, before):
+    return {v.path: float(np.abs(v.numpy() - b).mean()) for v, b in zip(model.weights, before)}
+
+
+def test_layer_decay_on_a_real_block_map_slows_the_low_blocks_of_the_full_model():
+    from tfx_transfer.model import build_model
+    from tfx_transfer.recipe import FreezeConfig, HeadConfig
+    from tfx_transfer.freezing import apply_freeze_policy
+
+    def moved(lr_multipliers):
+        keras.utils.set_random_seed(0)
+        backbone = tiny_resnet()
+        apply_freeze_policy(backbone, FreezeConfig(trainable="all", batchnorm="frozen"))
+        model, _ = build_model(backbone, 2, HeadConfig(dropout=0.0))
+        multipliers = lr_multipliers(backbone)
+        model.compile(LayerwiseAdam(1e-2, lr_multipliers=multipliers), "categorical_crossentropy")
+        before = [v.numpy() for v in model.weights]
+        rng = np.random.default_rng(0)
+        model.fit(rng.uniform(0, 255, (16, 16, 16, 3)).astype("float32"), np.eye(2)[rng.integers(0, 2, 16)],
+                  batch_size=8, epochs=1, verbose=0)
+        return _movement(model, before), multipliers
+
+    plain, _ = moved(lambda backbone: {})
+    decayed, multipliers = moved(lambda backbone: block_lr_multipliers(backbone, layer_decay=0.1))
+    # Adam's first steps move each weight by about its rate: the ratio follows the multiplier.
+    assert decayed["stem_conv/kernel"] / plain["stem_conv/kernel"] == pytest.approx(1e-5, rel=0.3)
+    assert decayed["top_conv/kernel"] / plain["top_conv/kernel"] == pytest.approx(0.1, rel=0.3)
+    assert decayed["probabilities/kernel"] == pytest.approx(plain["probabilities/kernel"], rel=0.2)  # full rate
+    assert "probabilities/kernel" not in multipliers
+
+
+def test_works_with_xla_and_under_mixed_precision_loss_scaling():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = _functional(keras.layers.Dense(4, name="low"), keras.layers.Dense(1, dtype="float32", name="high"))
+    model.compile(LayerwiseAdam(1e-2, lr_multipliers={"low/kernel": 0.25}), "mse", jit_compile=True)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    low, high = model.get_layer("low").kernel, model.get_layer("high").kernel
+    before = [low.numpy(), high.numpy()]
+    model.fit(np.ones((40, 4), "float32"), np.ones((40, 1), "float32"), batch_size=4, epochs=1, verbose=0)
+    # Adam moves each weight by about its rate per applied step (a few are skipped while the loss scale settles).
+    low_moved, high_moved = (np.abs(v.numpy() - b).max() for v, b in zip((low, high), before))
+    assert low_moved / high_moved == pytest.approx(0.25, rel=0.05)

@@ -8,8 +8,9 @@ finder drive it as usual) and one step counter; Keras' `MultiOptimizer` would ne
 and one schedule per distinct multiplier and refuses `optimizer.learning_rate`
 (tests/test_layerwise_optimizers.py pins both).
 
-Multipliers are keyed by variable path (`conv5_block3_1_conv/kernel`), so the optimizer
-serialises with the model; variables not listed train at the full rate.
+Multipliers are keyed by variable path (`variable.path`, e.g. `conv5_block3_1_conv/kernel`), so
+the optimizer serialises with the model; variables not listed train at the full rate, and a path
+that names no trainable variable is an error when the optimizer is built.
 
 Example:
 
@@ -34,6 +35,12 @@ class LayerwiseLearningRates:
 
     def build(self, variables):
         paths = collections.Counter(v.path for v in variables)
+        unknown = sorted(set(self.lr_multipliers) - set(paths))
+        if unknown:
+            raise ValueError(
+                f"lr_multipliers name variables this optimizer does not train: {unknown[:3]}. Keys are "
+                f"`variable.path` of trainable variables, e.g. {next(iter(paths), '<none>')!r}."
+            )
         shared = sorted(p for p in self.lr_multipliers if paths[p] > 1)
         if shared:
             raise ValueError(

@@ -61,7 +61,10 @@ def block_multipliers(backbone: Backbone, layer_decay: float | None = None, patt
 
 
 def variable_multipliers(backbone: Backbone, block_values: dict[str, float]) -> dict[str, float]:
-    """Expands `block_multipliers` output to `{variable path: multiplier}` for the optimizer."""
+    """Expands `block_multipliers` output to `{variable path: multiplier}` for the optimizer.
+
+    Only trainable variables are listed: apply the phase's freeze policy first.
+    """
     layers = {layer.name: layer for layer in backbone.model.layers}
     return {
         variable.path: value
@@ -69,7 +72,7 @@ def variable_multipliers(backbone: Backbone, block_values: dict[str, float]) -> 
         if block.name in block_values
         for value in (block_values[block.name],)
         for name in block.layers
-        for variable in layers[name].weights
+        for variable in layers[name].trainable_weights
     }
 
 
