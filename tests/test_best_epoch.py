@@ -122,3 +122,23 @@ def test_macro_f1_matches_scikit_learn(kind):
     for start in range(0, 50, 16):  # streamed in batches
         metric.update_state(y_true[start:start + 16], probabilities[start:start + 16])
     assert float(metric.result()) == pytest.approx(expected, abs=1e-6)
+
+
+def test_on_a_head_trained_on_cached_features_the_full_model_gets_the_best_head():
+    from conftest import tiny_resnet
+    from tfx_transfer.model import build_model
+    from tfx_transfer.recipe import HeadConfig
+
+    model, head = build_model(tiny_resnet(), 2, HeadConfig())
+    head.compile("adam", "categorical_crossentropy")
+    kernel = head.get_layer("probabilities").kernel
+    best = BestEpoch()
+    best.set_model(head)
+    best.set_params({"epochs": 3})
+    best.on_train_begin()
+    for epoch, value in enumerate([0.7, 0.4, 0.9]):
+        kernel.assign(np.full(kernel.shape, float(epoch + 1)))
+        best.on_epoch_end(epoch, {"val_loss": value})
+    best.on_train_end()
+    (full_model_kernel,) = [v for v in model.weights if v.path == "probabilities/kernel"]
+    np.testing.assert_array_equal(full_model_kernel.numpy(), 2.0)

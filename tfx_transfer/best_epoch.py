@@ -26,10 +26,24 @@ import numpy as np
 
 from tfx_transfer import storage
 from tfx_transfer.log import logger
+from tfx_transfer.macro_f1 import MacroF1
 
 # Whether a larger value of each monitor is better.
 MONITORS = {"val_loss": False, "val_accuracy": True, "val_macro_f1": True}
 RECORD = "best_epoch.json"
+
+
+def monitor_metrics(monitor: str, kind: str, num_classes: int, threshold: float = 0.5) -> list:
+    """The metrics `compile` needs for `monitor` besides loss and accuracy.
+
+    >>> [m.name for m in monitor_metrics("val_macro_f1", "multiclass", 3)]
+    ['macro_f1']
+    >>> monitor_metrics("val_loss", "multiclass", 3)
+    []
+    """
+    if monitor == "val_macro_f1":
+        return [MacroF1(num_classes, kind=kind, threshold=threshold)]
+    return []
 
 
 class BestEpoch(keras.callbacks.Callback):

@@ -81,6 +81,15 @@ def block_lr_multipliers(backbone: Backbone, layer_decay: float | None = None, p
     return variable_multipliers(backbone, block_multipliers(backbone, layer_decay, patterns))
 
 
+def describe_multipliers(block_values: dict[str, float]) -> str:
+    """A one-line summary for the console, bottom block first; the head always trains at x1.
+
+    >>> describe_multipliers({"stem": 0.64, "block_1": 0.8})
+    'stem x0.64, block_1 x0.8, head x1'
+    """
+    return ", ".join([f"{name} x{value:.3g}" for name, value in block_values.items()] + ["head x1"])
+
+
 def check_multiplier_settings(layer_decay, patterns, where: str) -> None:
     """Raises ValueError naming `where` when a decay or pattern setting cannot work."""
     if layer_decay is not None and not 0.0 < layer_decay <= 1.0:
