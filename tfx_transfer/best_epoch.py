@@ -52,6 +52,7 @@ class BestEpoch(keras.callbacks.Callback):
     Args:
         monitor: a key of `MONITORS`; `val_macro_f1` needs `MacroF1` among the compiled metrics.
         patience: stop after this many epochs without improvement; `None` never stops early.
+        keep_best: restore the best epoch's weights at the end (False: keep the last epoch's).
         min_delta: the smallest change that counts as an improvement.
         state_dir: where the best weights are kept for a resumed run (`None`: in memory only).
         writes: False on non-chief workers of a multi-worker run: they only read `state_dir`.
@@ -66,14 +67,14 @@ class BestEpoch(keras.callbacks.Callback):
     'ran all 3 epochs'
     """
 
-    def __init__(self, monitor="val_loss", patience=None, min_delta=0.0, state_dir=None, writes=True):
+    def __init__(self, monitor="val_loss", patience=None, min_delta=0.0, keep_best=True, state_dir=None, writes=True):
         super().__init__()
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, received {monitor!r}.")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be at least 1 or None, received {patience}.")
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(float(min_delta))
-        self.state_dir, self.writes = state_dir, writes
+        self.keep_best, self.state_dir, self.writes = keep_best, state_dir, writes
         self.outcome = {}
 
     def on_train_begin(self, logs=None):
@@ -105,8 +106,8 @@ class BestEpoch(keras.callbacks.Callback):
         value = float(logs[self.monitor])
         if self._improves(value):
             self.best_value, self.best_epoch, self.wait = value, epoch + 1, 0
-            self.best_weights = self.model.get_weights()
-            if self.state_dir and self.writes:
+            self.best_weights = self.model.get_weights() if self.keep_best else None
+            if self.state_dir and self.writes and self.keep_best:
                 self._write_record()
         else:
             self.wait += 1
@@ -116,7 +117,7 @@ class BestEpoch(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         epochs = self.params.get("epochs")
-        restored = self.best_epoch is not None and self.best_epoch != self.last_epoch
+        restored = self.keep_best and self.best_epoch is not None and self.best_epoch != self.last_epoch
         if restored:
             self.model.set_weights(self.best_weights)
         if self.stopped_early:
@@ -136,11 +137,12 @@ class BestEpoch(keras.callbacks.Callback):
             "stop_reason": reason,
             "restored_best": restored,
         }
-        kept = (
-            f"kept epoch {self.best_epoch} ({self.monitor} {self.best_value:.4f})"
-            if self.best_epoch is not None
-            else f"no epoch had a finite {self.monitor}; kept the last weights"
-        )
+        if self.best_epoch is None:
+            kept = f"no epoch had a finite {self.monitor}; kept the last weights"
+        elif self.keep_best:
+            kept = f"kept epoch {self.best_epoch} ({self.monitor} {self.best_value:.4f})"
+        else:
+            kept = f"kept the last epoch (keep_best_epoch is off; the best was epoch {self.best_epoch})"
         logger.info(f"{reason}; {kept}")
         if self.state_dir and self.writes:
             storage.rmtree(self.state_dir)

@@ -19,6 +19,9 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from tfx_transfer.log import install_console_handler
+
+    install_console_handler(debug=args.debug)
     try:
         return args.run(args) or 0
     except KeyboardInterrupt:

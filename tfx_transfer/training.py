@@ -19,10 +19,13 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_transfer.backup import EpochBackup
+from tfx_transfer.best_epoch import BestEpoch, monitor_metrics
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.evaluate import predict_dataset
 from tfx_transfer.freezing import apply_freeze_policy
 from tfx_transfer.frozen_prefix import split_before_trainable
+from tfx_transfer.layerwise_optimizers import LAYERWISE_OPTIMIZERS, exclude_norms_and_biases
+from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers, variable_multipliers
 
 
 @keras.saving.register_keras_serializable(package="tfx_transfer")
@@ -67,8 +70,13 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """A new optimizer for one phase (Keras refuses to reuse one across trainable-set changes)."""
+def make_optimizer(phase, steps_per_epoch: int, lr_multipliers=None, variables=()) -> keras.optimizers.Optimizer:
+    """A new optimizer for one phase (Keras refuses to reuse one across trainable-set changes).
+
+    `lr_multipliers` (`{variable path: multiplier}`, see `lr_multipliers.block_lr_multipliers`)
+    scale single variables' rates; weight decay never applies to the rank <= 1 `variables`
+    (biases, normalisation scales and offsets).
+    """
     total = phase.epochs * steps_per_epoch
     warmup = int(round(phase.warmup_epochs * steps_per_epoch))
     learning_rate = (
@@ -76,13 +84,11 @@ def make_optimizer(phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         if phase.schedule == "constant" and not warmup
         else WarmupDecay(phase.learning_rate, warmup, total, phase.schedule)
     )
-    if phase.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate, weight_decay=phase.weight_decay or None)
-    if phase.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay or 0.01)
-    if phase.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
-    return keras.optimizers.RMSprop(learning_rate, weight_decay=phase.weight_decay or None)
+    options = {"adamw": {"weight_decay": phase.weight_decay or 0.01}, "sgd": {"momentum": 0.9}}.get(phase.optimizer, {})
+    options = {"weight_decay": phase.weight_decay or None, **options}
+    optimizer = LAYERWISE_OPTIMIZERS[phase.optimizer](learning_rate, lr_multipliers=lr_multipliers, **options)
+    exclude_norms_and_biases(optimizer, variables)
+    return optimizer
 
 
 def loss_and_metrics(kind: str, num_classes: int, label_smoothing: float = 0.0, threshold: float = 0.5):
@@ -158,6 +164,8 @@ class PhaseResult:
     trainable_blocks: list
     trainable_params: int
     cached_frozen_blocks: list = dataclasses.field(default_factory=list)
+    # BestEpoch.outcome: the kept epoch, its monitor value and why training stopped.
+    best_epoch: dict = dataclasses.field(default_factory=dict)
 
 
 class PhaseRunner:
@@ -243,28 +251,35 @@ class PhaseRunner:
             else:
                 trained = self.model
             loss, metrics = loss_and_metrics(self.kind, self.num_classes, phase.label_smoothing, self.recipe.head.threshold)
+            metrics += monitor_metrics(phase.monitor, self.kind, self.num_classes, self.recipe.head.threshold)
+            block_rates = block_multipliers(self.backbone, phase.layer_decay, phase.lr_multipliers)
             trained.compile(
-                optimizer=make_optimizer(phase, steps), loss=loss, metrics=metrics,
-                jit_compile=self.recipe.distribute.jit_compile,
+                optimizer=make_optimizer(
+                    phase, steps, variable_multipliers(self.backbone, block_rates), trained.trainable_variables
+                ),
+                loss=loss, metrics=metrics, jit_compile=self.recipe.distribute.jit_compile,
             )
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
+        trained_rates = {block: rate for block, rate in block_rates.items() if block in freeze.trainable_blocks}
         print(
             f"[tfx-transfer] phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
             f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
             f"{', '.join(freeze.trainable_blocks) or 'none'}; {trainable_params:,} trainable params"
             + ("; training the head on cached backbone features" if cached else "")
             + (f"; training on cached outputs of the frozen blocks {_span(prefix.frozen_blocks)}" if prefix else "")
+            + (f"; learning-rate multipliers {describe_multipliers(trained_rates)}" if trained_rates else "")
         )
         backup = EpochBackup(
             os.path.join(self.run_dir, "backup", phase.name), self.recipe.backup_interval_seconds, writes=self.chief
         )
+        best = self._best_epoch(phase) if val is not None else None
         start = time.perf_counter()
         trained.fit(
             train,
             validation_data=val,
             epochs=phase.epochs,
             class_weight=self._class_weight(phase),
-            callbacks=[backup, *self._callbacks(phase, has_validation=val is not None)],
+            callbacks=[backup, *([best] if best else []), *self._callbacks(phase)],
             shuffle=False,  # batch_dataset shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,
         )
@@ -278,6 +293,7 @@ class PhaseRunner:
             trainable_blocks=list(freeze.trainable_blocks),
             trainable_params=trainable_params,
             cached_frozen_blocks=list(prefix.frozen_blocks) if prefix else [],
+            best_epoch=best.outcome if best else {},
         )
 
     def _head_on_features(self) -> keras.Model:
@@ -398,19 +414,18 @@ class PhaseRunner:
             )
         return {c: float(phase.class_weight.get(c, 1.0)) for c in range(self.num_classes)}
 
-    def _callbacks(self, phase, has_validation):
+    def _best_epoch(self, phase):
+        """Keeps the phase's best epoch by `phase.monitor` (unless `keep_best_epoch` is off) and stops it early."""
+        return BestEpoch(
+            monitor=phase.monitor, patience=phase.early_stopping_patience, keep_best=phase.keep_best_epoch,
+            state_dir=os.path.join(self.run_dir, "best", phase.name), writes=self.chief,
+        )
+
+    def _callbacks(self, phase):
         callbacks = [
             keras.callbacks.TensorBoard(os.path.join(self.run_dir, "logs", phase.name)),
             keras.callbacks.CSVLogger(os.path.join(self.run_dir, f"history_{phase.name}.csv"), append=True),
         ] if self.chief else []
-        if has_validation and phase.early_stopping_patience is not None:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss",
-                    patience=phase.early_stopping_patience,
-                    restore_best_weights=True,
-                )
-            )
         return callbacks + self.extra_callbacks
 
     def _state_path(self):
