@@ -11,6 +11,7 @@ The public API, re-exported here in one place:
 from tfx_transfer.backbones.audio_layers import FramePooling
 from tfx_transfer.backbones import layers as _serializable_layers  # noqa: F401  (registers PixelNormalization for load_model)
 from tfx_transfer.backbones.base import Backbone, Block
+from tfx_transfer.best_epoch import BestEpoch
 from tfx_transfer.backbones.hub import SavedModelLayer
 from tfx_transfer.backbones.hub_audio import HubAudioEncoder, build_hub_audio_backbone
 from tfx_transfer.backbones.hub_text import build_hub_text_backbone
@@ -22,6 +23,7 @@ from tfx_transfer.backbones.speech_embedding import build_speech_embedding
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.audio import AudioOptions, AudioPreprocessor
 from tfx_transfer.data.base import DataSplits
+from tfx_transfer.data_summary import log_data_summary, split_class_counts
 from tfx_transfer.data.fashion_mnist import load_fashion_mnist
 from tfx_transfer.data.image import ImagePreprocessor
 from tfx_transfer.data.text import TextOptions, TextPreprocessor
@@ -31,6 +33,10 @@ from tfx_transfer.export import export_saved_model
 from tfx_transfer.freezing import apply_freeze_policy, freeze_table
 from tfx_transfer.frozen_prefix import FrozenPrefix, split_before_trainable
 from tfx_transfer.heads import build_head
+from tfx_transfer.layerwise_optimizers import LayerwiseAdam, LayerwiseAdamW, LayerwiseRMSprop, LayerwiseSGD
+from tfx_transfer.lr_find import find_learning_rate
+from tfx_transfer.lr_multipliers import block_lr_multipliers
+from tfx_transfer.macro_f1 import MacroF1
 from tfx_transfer.model import FeatureExtractor, build_model
 from tfx_transfer.pipeline import RunResult, train
 from tfx_transfer.recipe import (
@@ -56,6 +62,7 @@ __all__ = [
     "AugmentConfig",
     "Backbone",
     "BackboneConfig",
+    "BestEpoch",
     "Block",
     "ConfigError",
     "DataConfig",
@@ -69,6 +76,11 @@ __all__ = [
     "HeadConfig",
     "HubAudioEncoder",
     "ImagePreprocessor",
+    "LayerwiseAdam",
+    "LayerwiseAdamW",
+    "LayerwiseRMSprop",
+    "LayerwiseSGD",
+    "MacroF1",
     "PhaseConfig",
     "PhaseRunner",
     "Recipe",
@@ -79,6 +91,7 @@ __all__ = [
     "TextPreprocessor",
     "WarmupDecay",
     "apply_freeze_policy",
+    "block_lr_multipliers",
     "build_head",
     "build_hub_audio_backbone",
     "build_hub_text_backbone",
@@ -88,14 +101,17 @@ __all__ = [
     "build_speech_embedding",
     "classification_report",
     "export_saved_model",
+    "find_learning_rate",
     "freeze_table",
     "load_fashion_mnist",
     "load_recipe",
+    "log_data_summary",
     "make_keywords",
     "packaged_names",
     "recipe_from_dict",
     "register_source",
     "resolve_backbone",
     "split_before_trainable",
+    "split_class_counts",
     "train",
 ]
