@@ -84,9 +84,11 @@ def make_optimizer(phase, steps_per_epoch: int, lr_multipliers=None, variables=(
         if phase.schedule == "constant" and not warmup
         else WarmupDecay(phase.learning_rate, warmup, total, phase.schedule)
     )
-    options = {"adamw": {"weight_decay": phase.weight_decay or 0.01}, "sgd": {"momentum": 0.9}}.get(phase.optimizer, {})
-    options = {"weight_decay": phase.weight_decay or None, **options}
-    optimizer = LAYERWISE_OPTIMIZERS[phase.optimizer](learning_rate, lr_multipliers=lr_multipliers, **options)
+    weight_decay = phase.weight_decay or (0.01 if phase.optimizer == "adamw" else None)
+    momentum = {"momentum": 0.9} if phase.optimizer == "sgd" else {}
+    optimizer = LAYERWISE_OPTIMIZERS[phase.optimizer](
+        learning_rate, weight_decay=weight_decay, lr_multipliers=lr_multipliers, **momentum
+    )
     exclude_norms_and_biases(optimizer, variables)
     return optimizer
 
