@@ -17,11 +17,9 @@ def _data():
 
 
 def _model(optimizer):
-    model = keras.Sequential([
-        keras.Input((4,)), keras.layers.Dense(16, activation="relu", name="hidden"),
-        keras.layers.BatchNormalization(name="bn"), keras.layers.Dropout(0.1),
-        keras.layers.Dense(3, activation="softmax", name="out"),
-    ])
+    inputs = keras.Input((4,))
+    x = keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(16, activation="relu", name="hidden")(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax", name="out")(keras.layers.Dropout(0.1)(x)))
     model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
     return model
 
