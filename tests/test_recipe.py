@@ -88,3 +88,30 @@ def test_recipe_round_trips_through_yaml(tmp_path):
     recipe = recipe_from_dict({"name": "rt", "phases": [{"name": "only", "class_weight": {0: 2.0}}]})
     again = load_recipe(_write(tmp_path, recipe.to_yaml()))
     assert again == recipe
+
+
+def test_phase_fine_tuning_keys_parse_and_override():
+    recipe = recipe_from_dict(
+        {"phases": [{"name": "head"}, {"name": "fine_tune", "layer_decay": 0.8,
+                                       "lr_multipliers": {"transformer_layer_[0-3]": 0.1}, "monitor": "val_macro_f1"}]},
+        ["phases.1.layer_decay=0.7", "phases.0.keep_best_epoch=false"],
+    )
+    fine_tune = recipe.phases[1]
+    assert (fine_tune.layer_decay, fine_tune.lr_multipliers, fine_tune.monitor) == (
+        0.7, {"transformer_layer_[0-3]": 0.1}, "val_macro_f1"
+    )
+    assert recipe.phases[0].keep_best_epoch is False and recipe.phases[0].layer_decay is None
+
+
+@pytest.mark.parametrize(
+    "phase, message",
+    [
+        ({"layer_decay": 0}, r"phase 'p': layer_decay must be in \(0, 1\], received 0"),
+        ({"lr_multipliers": {"block(": 0.1}}, r"phase 'p': lr_multipliers key 'block\(' is not a valid regular"),
+        ({"lr_multipliers": {"stem": 0}}, r"lr_multipliers\['stem'\] must be a number in \(0, 10\], received 0"),
+        ({"monitor": "val_f1"}, r"monitor"),
+    ],
+)
+def test_bad_fine_tuning_keys_name_the_phase_and_value(phase, message):
+    with pytest.raises(ConfigError, match=message):
+        recipe_from_dict({"phases": [{"name": "p", **phase}]})

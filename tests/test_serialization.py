@@ -36,10 +36,30 @@ def _cases():
     }
 
 
+def _optimizer_and_metric_cases():
+    from tfx_transfer import layerwise_optimizers
+    from tfx_transfer.macro_f1 import MacroF1
+
+    optimizers = {
+        f"tfx_transfer>{cls.__name__}": lambda cls=cls: cls(0.01, lr_multipliers={"dense/kernel": 0.5})
+        for cls in layerwise_optimizers.LAYERWISE_OPTIMIZERS.values()
+    }
+    return {**optimizers, "tfx_transfer>MacroF1": lambda: MacroF1(3, kind="multilabel", threshold=0.3)}
+
+
 def test_every_registered_object_has_a_round_trip():
     register_serializables()
     registered = {name for name in keras.saving.get_custom_objects() if name.startswith("tfx_transfer>")}
-    assert registered == set(_cases()) | ROUND_TRIPPED_ELSEWHERE
+    assert registered == set(_cases()) | set(_optimizer_and_metric_cases()) | ROUND_TRIPPED_ELSEWHERE
+
+
+@pytest.mark.parametrize("name", sorted(_optimizer_and_metric_cases()))
+def test_optimizers_and_metrics_keep_their_settings_in_safe_mode(name):
+    original = _optimizer_and_metric_cases()[name]()
+    config = keras.saving.serialize_keras_object(original)
+    assert config["registered_name"] == name
+    restored = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    assert type(restored) is type(original) and restored.get_config() == original.get_config()
 
 
 @pytest.mark.parametrize("name", sorted(_cases()))

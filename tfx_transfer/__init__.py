@@ -46,6 +46,14 @@ _PUBLIC = {
     "AudioPreprocessor": "tfx_transfer.data.audio:AudioPreprocessor",
     "export_saved_model": "tfx_transfer.export:export_saved_model",
     "classification_report": "tfx_transfer.evaluate:classification_report",
+    "BestEpoch": "tfx_transfer.best_epoch:BestEpoch",
+    "MacroF1": "tfx_transfer.macro_f1:MacroF1",
+    "LayerwiseAdam": "tfx_transfer.layerwise_optimizers:LayerwiseAdam",
+    "LayerwiseAdamW": "tfx_transfer.layerwise_optimizers:LayerwiseAdamW",
+    "LayerwiseSGD": "tfx_transfer.layerwise_optimizers:LayerwiseSGD",
+    "LayerwiseRMSprop": "tfx_transfer.layerwise_optimizers:LayerwiseRMSprop",
+    "block_lr_multipliers": "tfx_transfer.lr_multipliers:block_lr_multipliers",
+    "find_learning_rate": "tfx_transfer.lr_find:find_learning_rate",
 }
 
 # Former top-level names, now only in their sub-package: an AttributeError says where.

@@ -1,4 +1,4 @@
-"""Test-set metrics: accuracy, loss, per-class precision/recall/F1 and the confusion matrix."""
+"""Test-set metrics: accuracy, loss, macro-F1, per-class precision/recall/F1 and the confusion matrix."""
 
 import numpy as np
 import tensorflow as tf
@@ -44,9 +44,13 @@ def predict_probabilities(model, dataset, batch_size: int, kind: str, group_ids=
 def classification_report(probabilities, labels, class_names, kind: str = "multiclass", threshold: float = 0.5) -> dict:
     """Metrics of predicted `probabilities` against `labels` (ids, or multi-hot for multi-label).
 
+    `macro_f1` averages F1 over the classes present in the labels or the predictions (as
+    scikit-learn's `f1_score(average="macro")`); `recall` maps each class to its recall, the
+    number that shows a class the model never predicts.
+
     >>> report = classification_report(np.array([[0.9, 0.1], [0.2, 0.8]]), np.array([0, 0]), ["a", "b"])
-    >>> report["accuracy"], report["confusion_matrix"]
-    (0.5, [[1, 1], [0, 0]])
+    >>> report["accuracy"], report["confusion_matrix"], report["recall"], round(report["macro_f1"], 3)
+    (0.5, [[1, 1], [0, 0]], {'a': 0.5, 'b': 0.0}, 0.333)
     """
     eps = 1e-7
     p = np.clip(probabilities.astype(np.float64), eps, 1 - eps)
@@ -64,6 +68,7 @@ def classification_report(probabilities, labels, class_names, kind: str = "multi
             "loss": loss,
             "examples": int(len(labels)),
             "per_class": per_class,
+            **_imbalance_metrics(per_class, predicted.sum(axis=0)),
         }
     labels = labels.astype(np.int64).ravel()
     predicted = probabilities.argmax(axis=1)
@@ -80,6 +85,16 @@ def classification_report(probabilities, labels, class_names, kind: str = "multi
         "examples": int(len(labels)),
         "per_class": per_class,
         "confusion_matrix": confusion.tolist(),
+        **_imbalance_metrics(per_class, confusion.sum(axis=0)),
+    }
+
+
+def _imbalance_metrics(per_class: dict, predicted_counts) -> dict:
+    """`macro_f1` over the classes seen in labels or predictions, and `recall` by class name."""
+    seen = [m["f1"] for m, predicted in zip(per_class.values(), predicted_counts) if m["support"] or predicted]
+    return {
+        "macro_f1": float(np.mean(seen)) if seen else 0.0,
+        "recall": {name: m["recall"] for name, m in per_class.items()},
     }
 
 

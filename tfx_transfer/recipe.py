@@ -23,6 +23,7 @@ import yaml
 from tfx_transfer.config import ConfigError, apply_override, from_dict, parse_override, to_dict
 from tfx_transfer.data.audio import AudioOptions
 from tfx_transfer.data.text import TextOptions
+from tfx_transfer.lr_multipliers import check_multiplier_settings
 
 
 @dataclasses.dataclass
@@ -142,7 +143,15 @@ class FreezeConfig:
 
 @dataclasses.dataclass
 class PhaseConfig:
-    """One training phase: what trains, with which optimizer and schedule, for how long."""
+    """One training phase: what trains, with which optimizer and schedule, for how long.
+
+    `layer_decay: d` trains the head at `learning_rate`, the top backbone block at `d` times it,
+    the block below at `d**2`, and so on; `lr_multipliers` maps block-name regexes (matched in full,
+    e.g. `"transformer_layer_[0-3]": 0.1`) to multipliers that override the decay for those blocks.
+    The phase keeps the weights of its best epoch by `monitor` (`val_loss`, `val_accuracy` or
+    `val_macro_f1`) when `keep_best_epoch` is on; `early_stopping_patience` counts epochs without
+    improvement of the same monitor.
+    """
 
     name: str = "head"
     epochs: int = 5
@@ -157,8 +166,16 @@ class PhaseConfig:
     class_weight: str | dict[int, float] | None = None
     augment: bool = True
     cache_features: bool = True
+    layer_decay: float | None = None
+    lr_multipliers: dict[str, float] = dataclasses.field(default_factory=dict)
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
+    keep_best_epoch: bool = True
 
     def __post_init__(self):
+        try:
+            check_multiplier_settings(self.layer_decay, self.lr_multipliers, f"phase {self.name!r}")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
         if self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be at least 1, received {self.epochs}.")
         if self.learning_rate <= 0:

@@ -27,6 +27,8 @@ SERIALIZABLE_MODULES = (
     "tfx_transfer.backbones.speech_embedding",
     "tfx_transfer.model",
     "tfx_transfer.training",
+    "tfx_transfer.layerwise_optimizers",
+    "tfx_transfer.macro_f1",
 )
 
 

@@ -11,20 +11,22 @@ import dataclasses
 import sys
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 import tfx_transfer.storage as storage
 from tfx_transfer.backup import EpochBackup, discard
+from tfx_transfer.best_epoch import BestEpoch, monitor_metrics
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.freezing import apply_freeze_selection, select_trainable
 from tfx_transfer.frozen_prefix import split_after_blocks
 from tfx_transfer.guards import DivergenceGuard, StopOnRequest
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
+from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers, variable_multipliers
 from tfx_transfer.training import submodels
 from tfx_transfer.training.cache import POOLED_FEATURES, FeatureCache, FrozenBlockOutputs
-from tfx_transfer.training.callbacks import phase_callbacks
 from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, with_length
 from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, plan_phase
 from tfx_transfer.training.schedule import make_optimizer
@@ -43,6 +45,8 @@ class PhaseResult:
     trainable_blocks: list
     trainable_params: int
     cached_frozen_blocks: list = dataclasses.field(default_factory=list)
+    # BestEpoch.outcome: the kept epoch, its monitor value and why training stopped.
+    best_epoch: dict = dataclasses.field(default_factory=dict)
 
 
 class PhaseRunner:
@@ -82,6 +86,7 @@ class PhaseRunner:
             if self.chief:
                 state.record(phase.name, dataclasses.asdict(results[-1]), self.model)
                 discard(self._backup_dir(phase))
+                discard(self._best_dir(phase))
         return results
 
     def run_phase(self, phase, next_phase=None) -> PhaseResult:
@@ -97,20 +102,27 @@ class PhaseRunner:
         )
         val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
         steps = max(1, -(-int(train_set.cardinality()) // batch_size))
+        block_rates = block_multipliers(self.backbone, phase.layer_decay, phase.lr_multipliers)
+        threshold = self.recipe.head.threshold
         with self.strategy.scope():
             trained = self._trained_model(plan)
             trained.compile(
-                optimizer=make_optimizer(phase, steps),
+                optimizer=make_optimizer(
+                    phase, steps, variable_multipliers(self.backbone, block_rates), trained.trainable_variables
+                ),
                 loss=self.kind.loss(phase.label_smoothing),
-                metrics=self.kind.metrics(self.num_classes, self.recipe.head.threshold),
+                metrics=self.kind.metrics(self.num_classes, threshold)
+                + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
                 jit_compile=self.recipe.distribute.jit_compile,
             )
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
+        trained_rates = {b: rate for b, rate in block_rates.items() if b in plan.selection.trainable_blocks}
         logger.info(
             f"phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
             f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
             f"{', '.join(plan.selection.trainable_blocks) or 'none'}; {trainable_params:,} trainable params; "
             f"{plan.describe()}"
+            + (f"; learning-rate multipliers {describe_multipliers(trained_rates)}" if trained_rates else "")
         )
         backup = EpochBackup(
             self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
@@ -118,6 +130,7 @@ class PhaseRunner:
         )
         index = self.recipe.phases.index(phase)
         guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
+        best = self._best_epoch(phase) if val is not None else None
         start = time.perf_counter()
         trained.fit(
             train,
@@ -125,8 +138,8 @@ class PhaseRunner:
             epochs=phase.epochs,
             class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
             callbacks=[
-                guard, backup, StopOnRequest(backup, phase.name),
-                *phase_callbacks(phase, self.run_dir, self.chief, val is not None), *self.extra_callbacks,
+                guard, backup, StopOnRequest(backup, phase.name), *([best] if best else []),
+                *self._tensorboard(phase), *self.extra_callbacks,
             ],
             shuffle=False,  # batch_dataset shuffles, seeded
             verbose=1 if sys.stdout.isatty() else 2,
@@ -140,6 +153,7 @@ class PhaseRunner:
             trainable_blocks=list(plan.selection.trainable_blocks),
             trainable_params=trainable_params,
             cached_frozen_blocks=list(plan.frozen_blocks) if plan.mode == ON_FROZEN_PREFIX else [],
+            best_epoch=best.outcome if best else {},
         )
 
     def plan(self, phase, next_phase=None):
@@ -176,6 +190,21 @@ class PhaseRunner:
 
     def _backup_dir(self, phase) -> str:
         return storage.join(self.run_dir, "backup", phase.name)
+
+    def _tensorboard(self, phase) -> list:
+        if not self.chief:
+            return []
+        return [keras.callbacks.TensorBoard(storage.join(self.run_dir, "logs", phase.name))]
+
+    def _best_dir(self, phase) -> str:
+        return storage.join(self.run_dir, "best", phase.name)
+
+    def _best_epoch(self, phase) -> BestEpoch:
+        """Keeps the phase's best epoch by `phase.monitor` (unless `keep_best_epoch` is off) and stops it early."""
+        return BestEpoch(
+            monitor=phase.monitor, patience=phase.early_stopping_patience, keep_best=phase.keep_best_epoch,
+            state_dir=self._best_dir(phase), writes=self.chief,
+        )
 
     def _trained_model(self, plan):
         if plan.mode == HEAD_ON_FEATURES:

@@ -3,12 +3,14 @@
 >>> from tfx_transfer.recipe import PhaseConfig
 >>> optimizer = make_optimizer(PhaseConfig(learning_rate=0.01, warmup_epochs=1), steps_per_epoch=10)
 >>> type(optimizer).__name__, float(optimizer.learning_rate)
-('Adam', 0.0)
+('LayerwiseAdam', 0.0)
 """
 
 import math
 
 import keras
+
+from tfx_transfer.layerwise_optimizers import LAYERWISE_OPTIMIZERS, exclude_norms_and_biases
 
 
 @keras.saving.register_keras_serializable(package="tfx_transfer")
@@ -53,8 +55,13 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def make_optimizer(phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
-    """A new optimizer for one phase (Keras refuses to reuse one across trainable-set changes)."""
+def make_optimizer(phase, steps_per_epoch: int, lr_multipliers=None, variables=()) -> keras.optimizers.Optimizer:
+    """A new optimizer for one phase (Keras refuses to reuse one across trainable-set changes).
+
+    `lr_multipliers` (`{variable path: multiplier}`, see `lr_multipliers.variable_multipliers`)
+    scale single variables' rates; weight decay never applies to the rank <= 1 `variables`
+    (biases, normalisation scales and offsets).
+    """
     total = phase.epochs * steps_per_epoch
     warmup = int(round(phase.warmup_epochs * steps_per_epoch))
     learning_rate = (
@@ -62,10 +69,10 @@ def make_optimizer(phase, steps_per_epoch: int) -> keras.optimizers.Optimizer:
         if phase.schedule == "constant" and not warmup
         else WarmupDecay(phase.learning_rate, warmup, total, phase.schedule)
     )
-    if phase.optimizer == "adam":
-        return keras.optimizers.Adam(learning_rate, weight_decay=phase.weight_decay or None)
-    if phase.optimizer == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=phase.weight_decay or 0.01)
-    if phase.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, weight_decay=phase.weight_decay or None)
-    return keras.optimizers.RMSprop(learning_rate, weight_decay=phase.weight_decay or None)
+    weight_decay = phase.weight_decay or (0.01 if phase.optimizer == "adamw" else None)
+    momentum = {"momentum": 0.9} if phase.optimizer == "sgd" else {}
+    optimizer = LAYERWISE_OPTIMIZERS[phase.optimizer](
+        learning_rate, weight_decay=weight_decay, lr_multipliers=lr_multipliers, **momentum
+    )
+    exclude_norms_and_biases(optimizer, variables)
+    return optimizer
