@@ -22,6 +22,7 @@ from tfx_transfer import stop, storage
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.modality import modality_for
+from tfx_transfer.data_summary import log_data_summary, split_class_counts
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
@@ -95,6 +96,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     prepared = prepare(recipe, strategy)
     stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
+    imbalance = log_data_summary(split_class_counts(splits), any(p.class_weight for p in recipe.phases))
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
         strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
@@ -106,7 +108,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         "seed": recipe.seed,
         "backbone": prepared.backbone.name,
         "class_names": list(splits.class_names),
-        "data": splits.report,
+        "data": {**splits.report, "imbalance_warning": imbalance},
         "phases": [dataclasses.asdict(p) for p in phases],
     }
     if splits.test is not None:
