@@ -28,6 +28,8 @@ from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.model import build_model
+from tfx_transfer.report import write_report
+from tfx_transfer.report.examples import save_test_examples
 from tfx_transfer.training import PhaseRunner
 
 
@@ -109,6 +111,11 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
         metrics["test"] = classification_report(
             probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold
         )
+        if chief:
+            save_test_examples(
+                run_dir, probabilities, labels, splits.test, splits.class_names, recipe.head.kind, recipe.modality,
+                prepared.preprocessor, group_ids=splits.test_clip_ids, threshold=recipe.head.threshold,
+            )
     else:
         metrics["test"] = None
     keras_path = os.path.join(run_dir, "model.keras") if chief else None
@@ -138,6 +145,7 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
     }
     if chief:
         _write_json(os.path.join(run_dir, "metrics.json"), metrics)
+        write_report(run_dir)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
 
 
