@@ -5,7 +5,7 @@ goes through `escape`; images and audio are embedded as `data:` URIs, so a page
 has no external resources and can be mailed or archived as one file.
 
 >>> table(["class", "f1"], [["<cat>", 0.5]])
-'<table><thead><tr><th>class</th><th>f1</th></tr></thead><tbody><tr><td>&lt;cat&gt;</td><td>0.5</td></tr></tbody></table>'
+'<table><thead><tr><th>class</th><th>f1</th></tr></thead><tbody><tr><td>&lt;cat&gt;</td><td class="num">0.5000</td></tr></tbody></table>'
 >>> data_uri(b"GIF89a", "image/gif")
 'data:image/gif;base64,R0lGODlh'
 """
