@@ -4,8 +4,6 @@ A step that ends within `quiet_seconds` (default 3 s) prints nothing; a longer
 one prints a progress line with the count and the time left at most every
 `interval` seconds, and one line when it ends.
 
->>> import logging, sys
->>> from tfx_transfer.log import logger
 >>> clock = iter(range(0, 100, 5)).__next__   # a fake clock: 0 s, 5 s, 10 s, ...
 >>> progress = Progress("caching features", total=400, unit="examples", clock=clock)
 >>> [progress.line(n) for n in (100, 400)]
@@ -37,20 +35,19 @@ class Progress:
         self.count += increment
         now = self.clock()
         if now - self.start >= self.quiet_seconds and (not self._logged or now - self._last_logged >= self.interval):
-            logger.info(self._line(self.count, now))
+            logger.info(self.line(self.count, now))
             self._last_logged, self._logged = now, True
 
     def close(self) -> None:
         """Logs the final count and time, if the step was slow enough to be reported."""
         now = self.clock()
         if self._logged or now - self.start >= self.quiet_seconds:
-            logger.info(self._line(self.count, now, final=True))
+            logger.info(self.line(self.count, now, final=True))
 
-    def line(self, count: int) -> str:
-        """The progress line for `count` done, at the clock's current time."""
-        return self._line(count, self.clock(), final=self.total is not None and count >= self.total)
-
-    def _line(self, count, now, final=False) -> str:
+    def line(self, count: int, now: float | None = None, final: bool | None = None) -> str:
+        """The progress line for `count` done at time `now` (default: the clock's); `final` drops the ETA."""
+        now = self.clock() if now is None else now
+        final = self.total is not None and count >= self.total if final is None else final
         elapsed = now - self.start
         if self.total:
             text = f"{self.what}: {count:,}/{self.total:,} {self.unit} ({100 * count / self.total:.0f}%), {duration(elapsed)}"
