@@ -24,6 +24,7 @@ def test_docstring_examples_run(module):
 
 def test_report_is_self_contained_and_escapes_data(tmp_path):
     run_dir = write_run_dir(tmp_path / "run")
+    (run_dir / "peers #1.png").write_bytes((run_dir / "lr_find.png").read_bytes())
     path = write_report(run_dir)
     page = (run_dir / "report.html").read_text()
     assert path == str(run_dir / "report.html")
@@ -42,8 +43,9 @@ def test_report_is_self_contained_and_escapes_data(tmp_path):
     assert 'class="thumb"' in page and 'src="data:audio/wav;base64,' in page
     wav = base64.b64decode(page.split('src="data:audio/wav;base64,')[1].split('"')[0])
     assert wav == (run_dir / "examples" / "error_01.wav").read_bytes()
-    # the extra plot of another feature is linked and embedded
+    # the extra plots of other features are linked (URL-quoted) and embedded
     assert '<a href="lr_find.png">lr_find.png</a>' in page
+    assert '<a href="peers%20%231.png">peers #1.png</a>' in page
     # phase table: early stopping in phase 2 at epoch 4, kept epoch 2 (lowest val_loss)
     assert "early stopping at epoch 4" in page and "ran all epochs" in page
     # phase-1 against final test metrics

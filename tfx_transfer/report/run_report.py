@@ -7,6 +7,8 @@ path = write_report("runs/smoke_synthetic")   # runs/smoke_synthetic/report.html
 ```
 """
 
+import urllib.parse
+
 import numpy as np
 
 from tfx_transfer import storage
@@ -216,7 +218,7 @@ def _extra_plots(extra_plots) -> str:
         return ""
     parts = []
     for name, png in sorted(extra_plots.items()):
-        link = html.Markup(f'<p><a href="{html.escape(name)}">{html.escape(name)}</a></p>')
+        link = html.Markup(f'<p><a href="{html.escape(urllib.parse.quote(name))}">{html.escape(name)}</a></p>')
         parts += [link, html.image(png, name)]
     return html.section("Other plots in the run directory", *parts, element_id="other-plots")
 
