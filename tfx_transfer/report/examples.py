@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_transfer import storage
+from tfx_transfer.console import track
 from tfx_transfer.report.run import EXAMPLES_DIR, EXAMPLES_INDEX, PREDICTIONS_FILE
 
 SNIPPET_CHARACTERS = 600
@@ -106,8 +107,8 @@ def _inputs_of(dataset, indices, group_ids):
         group_ids = np.asarray(group_ids)
         element_of = {g: int(np.flatnonzero(group_ids == g)[0]) for g in wanted}
     index_of = {e: i for i, e in element_of.items()}
-    found = {}
-    for element, (inputs, _) in enumerate(dataset.take(max(element_of.values()) + 1)):
+    found, count = {}, max(element_of.values()) + 1
+    for element, (inputs, _) in enumerate(track(dataset.take(count), "reading the worst errors' inputs", count)):
         if element in index_of:
             found[index_of[element]] = tf.nest.map_structure(np.asarray, inputs)
     return found
