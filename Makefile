@@ -16,15 +16,17 @@ $(VENV)/.installed: setup.cfg pyproject.toml requirements/offline-weights.txt
 
 venv: $(VENV)/.installed
 
-# Debian packages: Fashion-MNIST (image recipe) and espeak-ng (keyword audio dataset).
+# Debian packages: Fashion-MNIST (image recipe), espeak-ng (keyword audio dataset), and chromium with
+# chromium-driver (the slow test that opens a run report in headless Chromium).
 system-deps:
-	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null; then exit 0; fi; \
+	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null \
+		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng chromium chromium-driver >/dev/null; \
 	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng >/dev/null; \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng chromium chromium-driver >/dev/null; \
 	else \
-		echo "note: install Debian's dataset-fashion-mnist and espeak-ng (or pass data.path) for the image and audio recipes."; \
+		echo "note: install Debian's dataset-fashion-mnist and espeak-ng (or pass data.path) for the image and audio recipes, and chromium with chromium-driver for the report's browser test."; \
 	fi
 
 demo: venv system-deps

@@ -41,7 +41,7 @@ def test_keeps_the_best_epoch_when_validation_loss_rises_later():
     assert _kernel(model) == 2.0
     assert best.outcome == {
         "monitor": "val_loss", "best_epoch": 2, "best_value": 0.5, "epochs_run": 4,
-        "stop_reason": "ran all 4 epochs", "restored_best": True,
+        "stop_reason": "ran all 4 epochs", "stopped_early": False, "restored_best": True, "kept_epoch": 2,
     }
 
 

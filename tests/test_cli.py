@@ -150,3 +150,19 @@ def test_a_run_killed_with_sigkill_resumes_after_its_last_backup(tmp_path):
     (phase,) = json.loads((run_dir / "metrics.json").read_text())["phases"]
     assert phase["epochs_run"] == 12 and len(phase["history"]["loss"]) == 12
     assert second.stdout.count("Epoch ") == 12 - resumed_at
+
+
+def test_train_writes_the_run_report_and_its_test_examples(trained):
+    root, _, _ = trained
+    run_dir = root / "run"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    page = (run_dir / "report.html").read_text()
+    assert 'id="curves"' in page and 'id="confusion-counts"' in page and "ran all epochs" in page
+    assert (run_dir / "curves.png").read_bytes().startswith(b"\x89PNG")
+    predictions = (run_dir / "test_predictions.csv").read_text().splitlines()
+    assert predictions[0] == "index,true,predicted,confidence,cat,dog"
+    assert len(predictions) == 1 + metrics["test"]["examples"]
+    index = json.loads((run_dir / "examples" / "worst_errors.json").read_text())
+    wrong = sum(row.split(",")[1] != row.split(",")[2] for row in predictions[1:])
+    assert index["errors"] == wrong and len(index["examples"]) == min(wrong, 12)
+    assert all((run_dir / example["file"]).read_bytes().startswith(b"\x89PNG") for example in index["examples"])

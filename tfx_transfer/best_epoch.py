@@ -135,7 +135,9 @@ class BestEpoch(keras.callbacks.Callback):
             "best_value": None if self.best_epoch is None else self.best_value,
             "epochs_run": self.last_epoch or 0,
             "stop_reason": reason,
+            "stopped_early": self.stopped_early,
             "restored_best": restored,
+            "kept_epoch": self.best_epoch if restored else self.last_epoch,
         }
         if self.best_epoch is None:
             kept = f"no epoch had a finite {self.monitor}; kept the last weights"

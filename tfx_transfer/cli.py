@@ -4,6 +4,8 @@
 tfx-transfer train recipes/fashion_mnist_efficientnet_lite0.yaml --set phases.0.epochs=2
 tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
+tfx-transfer report runs/fashion_mnist
+tfx-transfer compare runs/a runs/b --output comparison.html
 ```
 """
 
@@ -127,6 +129,16 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per file")
     predict.set_defaults(run=_predict)
 
+    report = commands.add_parser("report", help="(re)build RUN_DIR/report.html from a finished run directory")
+    report.add_argument("run_dir")
+    report.set_defaults(run=_report)
+
+    compare = commands.add_parser("compare", help="put several runs side by side in one HTML file")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--output", default="comparison.html",
+                         help="where to write the page (default: comparison.html in the current directory)")
+    compare.set_defaults(run=_compare)
+
     datasets = commands.add_parser("datasets", help="build datasets that work offline")
     datasets_commands = datasets.add_subparsers(dest="dataset_command", required=True)
     keywords = datasets_commands.add_parser("make-keywords", help="synthesise spoken keywords with espeak-ng")
@@ -234,6 +246,18 @@ def _import_serving_ops():
         import tensorflow_text  # noqa: F401
     except ImportError:
         pass
+
+
+def _report(args):
+    from tfx_transfer.report import write_report
+
+    print(f"report: {write_report(args.run_dir)}")
+
+
+def _compare(args):
+    from tfx_transfer.report import write_comparison
+
+    print(f"comparison: {write_comparison(args.run_dirs, args.output)}")
 
 
 def _make_keywords(args):

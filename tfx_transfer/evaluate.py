@@ -17,7 +17,12 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
     the labels) would decode every image or WAV file twice. `jit_compile`
     compiles the forward step with XLA.
     """
-    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True, jit_compile=jit_compile)
+    step = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
+    # One trace for every batch size: a new tf.function per call tracing twice (full and last batch)
+    # trips TF's "triggered tf.function retracing" warning when several models are evaluated in a row.
+    step = step.get_concrete_function(
+        tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), dataset.element_spec[0])
+    )
     outputs, labels = [], []
     for x, y in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
         stop.raise_if_requested(stop.RESUMES_RUN)

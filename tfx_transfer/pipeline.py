@@ -28,7 +28,10 @@ from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.guards import require_finite
 from tfx_transfer.locks import run_dir_lock
+from tfx_transfer.log import logger
 from tfx_transfer.model import build_model
+from tfx_transfer.report import write_report
+from tfx_transfer.report.examples import save_test_examples
 from tfx_transfer.training import PhaseRunner
 
 
@@ -119,6 +122,11 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         metrics["test"] = classification_report(
             probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold
         )
+        if chief:
+            save_test_examples(
+                run_dir, probabilities, labels, splits.test, splits.class_names, recipe.head.kind, recipe.modality,
+                prepared.preprocessor, group_ids=splits.test_groups, threshold=recipe.head.threshold,
+            )
     else:
         metrics["test"] = None
     stop.raise_if_requested(stop.RESUMES_RUN)
@@ -149,7 +157,16 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     }
     if chief:
         storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
+        _write_report(run_dir)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def _write_report(run_dir: str) -> None:
+    """Writes `run_dir/report.html`; a failure is logged, not raised: the run's results are already saved."""
+    try:
+        logger.info(f"report: {write_report(run_dir)}")
+    except Exception as e:  # the report reads files back; `tfx-transfer report` retries with the traceback
+        logger.warning(f"report.html was not written ({type(e).__name__}: {e}); run `tfx-transfer report {run_dir}`.")
 
 
 def _model_name(recipe) -> str:

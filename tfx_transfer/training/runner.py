@@ -19,6 +19,7 @@ import tfx_transfer.storage as storage
 from tfx_transfer.backup import EpochBackup, discard
 from tfx_transfer.best_epoch import BestEpoch, monitor_metrics
 from tfx_transfer.distribute import is_chief
+from tfx_transfer.epoch_log import EpochLog
 from tfx_transfer.freezing import apply_freeze_selection, select_trainable
 from tfx_transfer.frozen_prefix import split_after_blocks
 from tfx_transfer.guards import DivergenceGuard, StopOnRequest
@@ -138,11 +139,12 @@ class PhaseRunner:
             epochs=phase.epochs,
             class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
             callbacks=[
-                guard, backup, StopOnRequest(backup, phase.name), *([best] if best else []),
+                EpochLog(phase.name, phase.epochs), guard, backup, StopOnRequest(backup, phase.name),
+                *([best] if best else []),
                 *self._tensorboard(phase), *self.extra_callbacks,
             ],
             shuffle=False,  # batch_dataset shuffles, seeded
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=1 if sys.stdout.isatty() else 0,  # EpochLog logs one line per epoch
         )
         return PhaseResult(
             name=phase.name,
