@@ -4,6 +4,7 @@
 tfx-transfer train recipes/fashion_mnist_efficientnet_lite0.yaml --set phases.0.epochs=2
 tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
+tfx-transfer export runs/fashion_mnist --format litert
 ```
 """
 
@@ -64,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("files", nargs="+")
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per file")
     predict.set_defaults(run=_predict)
+
+    export = commands.add_parser("export", help="write more formats (LiteRT) into a finished run's export")
+    export.add_argument("run_dir", help="the run directory of a finished `train` (recipe.yaml, metrics.json, model.keras)")
+    export.add_argument("--format", dest="formats", action="append", choices=["litert"], required=True,
+                        help="litert: .tflite models in <export_dir>/litert/, measured into metrics.json")
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change export.litert settings, e.g. --set 'export.litert.quantization=[none, int8]'")
+    export.set_defaults(run=_export)
 
     datasets = commands.add_parser("datasets", help="build datasets that work offline")
     datasets_commands = datasets.add_subparsers(dest="dataset_command", required=True)
@@ -126,6 +135,17 @@ def _predict(args):
         probabilities = outputs["probabilities"].numpy()[0]
         best = np.argsort(-probabilities)[: max(1, args.top)]
         print(path + "\t" + "\t".join(f"{labels[i]}\t{probabilities[i]:.4f}" for i in best))
+
+
+def _export(args):
+    from tfx_transfer.litert.run import export_run_dir
+
+    litert = export_run_dir(args.run_dir, args.overrides)
+    keras_test = litert["keras"]["test"]
+    print(f"keras\t{keras_test['accuracy']:.4f}\t{litert['keras']['size_bytes']} bytes\t{litert['keras']['latency_ms']} ms")
+    for quantization, entry in litert["models"].items():
+        latency = "\t".join(f"{threads}: {ms} ms" for threads, ms in entry["latency_ms"].items())
+        print(f"{entry['path']}\t{entry['test']['accuracy']:.4f}\t{entry['size_bytes']} bytes\t{latency}")
 
 
 def _import_serving_ops():

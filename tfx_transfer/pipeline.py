@@ -27,6 +27,7 @@ from tfx_transfer.config import ConfigError
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
+from tfx_transfer.litert.run import export_recipe_litert
 from tfx_transfer.model import build_model
 from tfx_transfer.training import PhaseRunner
 
@@ -130,6 +131,8 @@ def train(recipe, strategy=None, callbacks=()) -> RunResult:
             warmup_requests=recipe.export.warmup_requests,
         )
     metrics["export_dir"] = export_dir
+    if export_dir and "litert" in recipe.export.formats:
+        metrics["litert"] = export_recipe_litert(recipe, model, prepared.backbone, splits, export_dir, keras_path)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["versions"] = {
         "python": platform.python_version(),

@@ -35,13 +35,22 @@ def litert_filename(quantization: str) -> str:
     return "model.tflite" if quantization == "none" else f"model_{quantization}.tflite"
 
 
-def export_litert(model: keras.Model, splits, head_config, export_dir: str, config, keras_file: str | None = None) -> dict:
+def export_litert(
+    model: keras.Model,
+    splits,
+    head_config,
+    export_dir: str,
+    config,
+    keras_file: str | None = None,
+    vocabulary: list[str] | None = None,
+) -> dict:
     """Converts, writes and measures one LiteRT model per `config.quantization`; returns their metrics.
 
     `splits` is the run's `DataSplits`: int8 calibrates on the first
     `config.representative_examples` training examples, and accuracy is measured
     on the test split (averaged per clip for windowed audio, as the Keras
-    model's test metrics are).
+    model's test metrics are). A text model's `vocabulary` is written to
+    `vocab.txt`: its LiteRT model takes token ids, tokenized on the device.
     """
     head_kind = head_config.kind
     representative = [
@@ -53,6 +62,8 @@ def export_litert(model: keras.Model, splits, head_config, export_dir: str, conf
     target = storage.join(export_dir, LITERT_DIR)
     storage.makedirs(target)
     storage.write_text_atomic(storage.join(target, "labels.txt"), "".join(f"{c}\n" for c in splits.class_names))
+    if vocabulary is not None:
+        storage.write_text_atomic(storage.join(target, "vocab.txt"), "".join(f"{token}\n" for token in vocabulary))
 
     runners, models = {}, {}
     for quantization in config.quantization:
