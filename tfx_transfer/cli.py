@@ -5,6 +5,7 @@ tfx-transfer train recipes/fashion_mnist_efficientnet_lite0.yaml --set phases.0.
 tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
 tfx-transfer export runs/fashion_mnist --format litert
+tfx-transfer serving-config saved_models --out serving --stable fashion_mnist=1 --canary fashion_mnist=2
 ```
 """
 
@@ -73,6 +74,22 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="change export.litert settings, e.g. --set 'export.litert.quantization=[none, int8]'")
     export.set_defaults(run=_export)
+
+    serving = commands.add_parser("serving-config", help="write TF Serving's models, batching and monitoring configs")
+    serving.add_argument("export_base", help="the export base holding <model>/<version>/ (export.base_dir)")
+    serving.add_argument("--out", default="serving", help="directory for the three config files (default: serving)")
+    serving.add_argument("--model", dest="models", action="append", default=[], help="serve only this model (repeatable)")
+    for label in ("stable", "canary"):
+        serving.add_argument(f"--{label}", action="append", default=[], metavar="[MODEL=]VERSION",
+                             help=f"label a version '{label}' (repeatable; MODEL= may be left out with one model)")
+    serving.add_argument("--latest", type=int, default=1, help="versions served per model without labels (default 1)")
+    serving.add_argument("--server-base", default="/models", help="where the server sees the export base (default /models)")
+    serving.add_argument("--max-batch-size", type=int, default=32)
+    serving.add_argument("--batch-timeout-micros", type=int, default=2000)
+    serving.add_argument("--num-batch-threads", type=int, default=2)
+    serving.add_argument("--max-enqueued-batches", type=int, default=100)
+    serving.add_argument("--monitoring-path", default="/monitoring/prometheus/metrics")
+    serving.set_defaults(run=_serving_config)
 
     datasets = commands.add_parser("datasets", help="build datasets that work offline")
     datasets_commands = datasets.add_subparsers(dest="dataset_command", required=True)
@@ -146,6 +163,32 @@ def _export(args):
     for quantization, entry in litert["models"].items():
         latency = "\t".join(f"{threads}: {ms} ms" for threads, ms in entry["latency_ms"].items())
         print(f"{entry['path']}\t{entry['test']['accuracy']:.4f}\t{entry['size_bytes']} bytes\t{latency}")
+
+
+def _serving_config(args):
+    from tfx_transfer.serving.config import BatchingOptions, docker_command, find_models, write_serving_config
+
+    models = args.models or sorted(find_models(args.export_base))
+    labels = {}
+    for label in ("stable", "canary"):
+        for text in getattr(args, label):
+            model, _, version = text.rpartition("=")
+            if not model and len(models) != 1:
+                raise ValueError(f"--{label} {text}: name the model (MODEL=VERSION), the export base has {models}.")
+            if not version.isdigit():
+                raise ValueError(f"--{label} {text}: expected [MODEL=]VERSION with an integer version.")
+            labels.setdefault(model or models[0], {})[label] = int(version)
+    batching = BatchingOptions(
+        max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
+        num_batch_threads=args.num_batch_threads, max_enqueued_batches=args.max_enqueued_batches,
+    )
+    paths = write_serving_config(
+        args.export_base, args.out, models=args.models or None, labels=labels, server_base=args.server_base,
+        latest=args.latest, batching=batching, monitoring_path=args.monitoring_path,
+    )
+    for path in paths.values():
+        print(f"wrote {path}")
+    print(docker_command(args.export_base, args.out))
 
 
 def _import_serving_ops():
