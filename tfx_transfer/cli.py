@@ -4,6 +4,7 @@
 tfx-transfer train recipes/fashion_mnist_efficientnet_lite0.yaml --set phases.0.epochs=2
 tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
+tfx-transfer predict --server http://localhost:8501 --model fashion_mnist shoe.png shirt.jpg
 tfx-transfer export runs/fashion_mnist --format litert
 tfx-transfer serving-config saved_models --out serving --stable fashion_mnist=1 --canary fashion_mnist=2
 ```
@@ -61,10 +62,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--layers", action="store_true", help="one row per layer instead of per block")
     inspect.set_defaults(run=_inspect)
 
-    predict = commands.add_parser("predict", help="classify files with an exported SavedModel")
-    predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest)")
-    predict.add_argument("files", nargs="+")
+    predict = commands.add_parser("predict", help="classify files with an exported SavedModel or a TF Serving server")
+    predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest); "
+                                            "with --server, the first file")
+    predict.add_argument("files", nargs="*")
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per file")
+    predict.add_argument("--server", help="ask TF Serving instead: http://HOST:8501 (REST) or grpc://HOST:8500")
+    predict.add_argument("--model", help="with --server: the served model name")
+    predict.add_argument("--version", type=int, help="with --server: a model version (default: the latest)")
+    predict.add_argument("--label", help="with --server: a version label such as stable or canary")
+    predict.add_argument("--timeout", type=float, default=10.0, help="with --server: seconds per request")
     predict.set_defaults(run=_predict)
 
     export = commands.add_parser("export", help="write more formats (LiteRT) into a finished run's export")
@@ -127,6 +134,10 @@ def _inspect(args):
 
 
 def _predict(args):
+    if args.server:
+        return _predict_with_server(args)
+    if not args.files:
+        raise ValueError("predict: give one or more FILES after the export directory.")
     import numpy as np
     import tensorflow as tf
 
@@ -189,6 +200,32 @@ def _serving_config(args):
     for path in paths.values():
         print(f"wrote {path}")
     print(docker_command(args.export_base, args.out))
+
+
+def _predict_with_server(args):
+    """`predict --server`: every file goes to TF Serving; a file it cannot read is reported and skipped."""
+    from tfx_transfer.serving.client import MAX_REQUEST_BYTES, Client
+    from tfx_transfer.serving.errors import PredictionRequestError
+
+    if not args.model:
+        raise ValueError("predict --server needs --model NAME: the name the server serves the model under.")
+    files = [args.export_dir, *args.files]
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
+        raise FileNotFoundError(f"no such file: {missing[0]!r}")
+    client = Client(args.server, args.model, version=args.version, label=args.label, timeout=args.timeout)
+    for path in files:
+        if os.path.getsize(path) > MAX_REQUEST_BYTES:
+            print(f"{path}\terror: larger than {MAX_REQUEST_BYTES} bytes, not sent")
+            continue
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            (prediction,) = client.predict([raw])
+        except PredictionRequestError as e:
+            print(f"{path}\terror: {_one_line(e.reason)[:160]}")
+            continue
+        print(f"{path}\t{prediction.label}\t{prediction.probability:.4f}")
 
 
 def _import_serving_ops():
