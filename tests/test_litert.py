@@ -154,3 +154,36 @@ def test_audio_model_takes_the_waveform_and_matches_keras(tmp_path):
     assert list(runner.get_input_details()) == ["waveform"]
     out = runner(waveform=waveforms)
     np.testing.assert_allclose(out["probabilities"], model.predict(waveforms, verbose=0), atol=1e-4)
+
+
+@pytest.mark.slow
+def test_train_with_litert_format_then_export_more_from_the_run_dir(tmp_path, capsys):
+    """`export.formats: [saved_model, litert]` in `train`, then `tfx-transfer export RUN_DIR --format litert`."""
+    from tfx_transfer.cli import main
+    from tfx_transfer.pipeline import train
+
+    recipe = recipe_from_dict({
+        "name": "stripes",
+        "run_dir": str(tmp_path / "run"),
+        "data": {"source": "synthetic", "batch_size": 16},
+        "backbone": {"source": "keras_apps", "name": "MobileNetV2", "weights": "none", "image_size": [32, 32]},
+        "phases": [{"name": "head", "epochs": 1}],
+        "export": {"base_dir": str(tmp_path / "exports"), "formats": ["saved_model", "litert"],
+                   "litert": {"latency_runs": 2}},
+    })
+    result = train(recipe)
+    litert = json.loads((tmp_path / "run" / "metrics.json").read_text())["litert"]
+    assert litert["models"]["none"]["path"] == os.path.join(result.export_dir, "litert", "model.tflite")
+    assert litert["keras"]["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+    assert litert["keras"]["size_bytes"] == os.path.getsize(tmp_path / "run" / "model.keras")
+    assert litert["models"]["none"]["agreement_with_keras"] == 1.0
+
+    code = main(["export", str(tmp_path / "run"), "--format", "litert",
+                 "--set", "export.litert.quantization=[dynamic_range]", "--set", "export.litert.latency_runs=2"])
+    assert code == 0, capsys.readouterr().err
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(metrics["litert"]["models"]) == ["dynamic_range"]
+    assert metrics["litert"]["keras"]["test"]["accuracy"] == pytest.approx(result.metrics["test"]["accuracy"])
+    assert os.path.exists(os.path.join(result.export_dir, "litert", "model_dynamic_range.tflite"))
+    assert main(["export", str(tmp_path / "run"), "--format", "litert", "--set", "data.batch_size=3"]) == 2
+    assert "only export.litert" in capsys.readouterr().err
