@@ -80,24 +80,25 @@ def export_litert(
             "convert_seconds": round(time.perf_counter() - start, 2),
         }
 
-    keras_probabilities, litert_probabilities, labels = _predict_test(model, splits, head_kind, runners, config)
-    clip_ids = splits.test_clip_ids
-    keras_probabilities, test_labels = average_clips(keras_probabilities, labels, clip_ids)
-    for quantization, entry in models.items():
-        probabilities, _ = average_clips(litert_probabilities[quantization], labels, clip_ids)
+    def test_metrics(probabilities):
         report = classification_report(probabilities, test_labels, splits.class_names, head_kind, head_config.threshold)
-        entry["test"] = {key: report[key] for key in ("accuracy", "loss", "examples")}
-        if len(probabilities):
+        return {key: report[key] for key in ("accuracy", "loss", "examples")}
+
+    keras_probabilities = test_labels = None
+    if splits.test is not None:
+        keras_probabilities, litert_probabilities, labels = _predict_test(model, splits, head_kind, runners)
+        keras_probabilities, test_labels = average_clips(keras_probabilities, labels, splits.test_clip_ids)
+    for quantization, entry in models.items():
+        entry["test"] = None
+        if keras_probabilities is not None:
+            probabilities, _ = average_clips(litert_probabilities[quantization], labels, splits.test_clip_ids)
+            entry["test"] = test_metrics(probabilities)
             entry["agreement_with_keras"] = float(np.mean(probabilities.argmax(1) == keras_probabilities.argmax(1)))
             entry["max_probability_difference"] = float(np.max(np.abs(probabilities - keras_probabilities)))
-        single = representative[0]
         entry["latency_ms"] = {
-            f"{threads}_thread{'s' if threads > 1 else ''}": round(runner.latency_ms(single, config.latency_runs), 3)
+            f"{threads}_thread{'s' if threads > 1 else ''}": round(runner.latency_ms(representative[0], config.latency_runs), 3)
             for threads, runner in runners[quantization].items()
         }
-    keras_report = classification_report(
-        keras_probabilities, test_labels, splits.class_names, head_kind, head_config.threshold
-    )
     return {
         "inputs": {
             name: {"shape": spec.shape.as_list(), "dtype": spec.dtype.name}
@@ -105,7 +106,7 @@ def export_litert(
         },
         "labels": storage.join(target, "labels.txt"),
         "keras": {
-            "test": {key: keras_report[key] for key in ("accuracy", "loss", "examples")},
+            "test": test_metrics(keras_probabilities) if keras_probabilities is not None else None,
             "size_bytes": len(storage.read_bytes(keras_file)) if keras_file else None,
             "latency_ms": round(keras_latency_ms(model, representative[0], config.latency_runs), 3),
             "latency_threads": "TensorFlow default (all cores)",
@@ -122,10 +123,8 @@ def _named(model, inputs) -> dict:
     return {tensor.name: inputs}
 
 
-def _predict_test(model, splits, head_kind, runners, config):
+def _predict_test(model, splits, head_kind, runners):
     """One pass over the test split: Keras and every LiteRT model's probabilities, and the labels."""
-    if splits.test is None:
-        return np.zeros((0, len(splits.class_names))), {q: np.zeros((0, len(splits.class_names))) for q in runners}, np.zeros(0)
     step = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
     keras_parts, litert_parts, labels = [], {q: [] for q in runners}, []
     for x, y in splits.test.batch(32).as_numpy_iterator():
