@@ -204,8 +204,7 @@ def _serving_config(args):
 
 def _predict_with_server(args):
     """`predict --server`: every file goes to TF Serving; a file it cannot read is reported and skipped."""
-    from tfx_transfer.serving.client import MAX_REQUEST_BYTES, Client
-    from tfx_transfer.serving.errors import PredictionRequestError
+    from tfx_transfer.serving.client import Client
 
     if not args.model:
         raise ValueError("predict --server needs --model NAME: the name the server serves the model under.")
@@ -213,19 +212,26 @@ def _predict_with_server(args):
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise FileNotFoundError(f"no such file: {missing[0]!r}")
-    client = Client(args.server, args.model, version=args.version, label=args.label, timeout=args.timeout)
-    for path in files:
-        if os.path.getsize(path) > MAX_REQUEST_BYTES:
-            print(f"{path}\terror: larger than {MAX_REQUEST_BYTES} bytes, not sent")
-            continue
-        with open(path, "rb") as f:
-            raw = f.read()
-        try:
-            (prediction,) = client.predict([raw])
-        except PredictionRequestError as e:
-            print(f"{path}\terror: {_one_line(e.reason)[:160]}")
-            continue
-        print(f"{path}\t{prediction.label}\t{prediction.probability:.4f}")
+    with Client(args.server, args.model, version=args.version, label=args.label, timeout=args.timeout) as client:
+        for path in files:
+            _print_server_prediction(client, path)
+
+
+def _print_server_prediction(client, path):
+    from tfx_transfer.serving.client import MAX_REQUEST_BYTES
+    from tfx_transfer.serving.errors import PredictionRequestError
+
+    if os.path.getsize(path) > MAX_REQUEST_BYTES:
+        print(f"{path}\terror: larger than {MAX_REQUEST_BYTES} bytes, not sent")
+        return
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        (prediction,) = client.predict([raw])
+    except PredictionRequestError as e:
+        print(f"{path}\terror: {_one_line(e.reason)[:160]}")
+        return
+    print(f"{path}\t{prediction.label}\t{prediction.probability:.4f}")
 
 
 def _import_serving_ops():

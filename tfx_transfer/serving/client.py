@@ -111,6 +111,16 @@ class Client:
             for label, class_id, probabilities in zip(outputs["label"], outputs["class_id"], outputs["probabilities"])
         ]
 
+    def close(self) -> None:
+        """Closes the gRPC channel (REST keeps no connection open)."""
+        self._transport.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def error(self, kind, reason, *args):
         return kind(self.server, self.model, self.version_text, reason, *args)
 
@@ -126,6 +136,9 @@ class _Rest:
         elif client.label:
             path += f"/labels/{urllib.parse.quote(client.label, safe='')}"
         self.base = client.server + path
+
+    def close(self) -> None:
+        pass
 
     def signature_inputs(self) -> list[str]:
         metadata = self._request(self.base + "/metadata")
@@ -187,6 +200,9 @@ class _Grpc:
         options = [("grpc.max_receive_message_length", MAX_RESPONSE_BYTES)]
         self.channel = grpc.insecure_channel(netloc, options=options)
         self.stub = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
 
     def _model_spec(self, spec):
         spec.name = self.client.model
