@@ -187,3 +187,22 @@ def test_train_with_litert_format_then_export_more_from_the_run_dir(tmp_path, ca
     assert os.path.exists(os.path.join(result.export_dir, "litert", "model_dynamic_range.tflite"))
     assert main(["export", str(tmp_path / "run"), "--format", "litert", "--set", "data.batch_size=3"]) == 2
     assert "only export.litert" in capsys.readouterr().err
+
+
+def test_the_litert_interpreter_cannot_run_select_tf_ops_so_text_goes_in_as_token_ids():
+    """Why text LiteRT models take token ids: string ops need Select TF ops, which ai-edge-litert lacks.
+
+    Fails when the interpreter gains the Flex delegate: then raw-string text models become possible.
+    """
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def lowercase_length(text):
+        return {"length": tf.strings.length(tf.strings.lower(text))}
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([lowercase_length.get_concrete_function()])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
+    interpreter = Interpreter(model_content=converter.convert())
+    with pytest.raises(RuntimeError, match="Select TensorFlow op"):
+        interpreter.allocate_tensors()
+        interpreter.get_signature_runner()(text=np.array([b"Ab"]))
+

@@ -78,8 +78,9 @@ def convert_to_litert(
         probabilities = tf.cast(class_probabilities(model(model_inputs, training=False), head_kind), tf.float32)
         return {"probabilities": probabilities, "class_id": tf.argmax(probabilities, axis=-1, output_type=tf.int32)}
 
-    # Converted from a SavedModel written by ExportArchive: converting the Keras model or a
-    # concrete function directly (TF 2.21) left its variables uninitialised (NaN outputs).
+    # Converted from a SavedModel written by ExportArchive, as the SavedModel export is: in TF 2.21
+    # `from_concrete_functions` on this function kept the variables as uninitialised resource
+    # variables (READ_VARIABLE ops, NaN outputs), and `from_keras_model` cannot change the inputs.
     archive = keras.export.ExportArchive()
     archive.track(model)
     archive.add_endpoint("serving_default", serve, input_signature=[specs])
