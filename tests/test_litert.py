@@ -76,6 +76,15 @@ def test_float_pixels_round_to_uint8_instead_of_truncating():
     assert as_input_dtype(np.array([1.5], np.float32), np.float32).dtype == np.float32
 
 
+def test_int8_calibration_examples_come_from_every_class_of_a_class_ordered_split():
+    from tfx_transfer.litert.export import spread_examples
+
+    labels = np.repeat(np.arange(3), 50)  # how stratified splits list a class-folder dataset
+    dataset = tf.data.Dataset.from_tensor_slices((np.zeros((150, 2), "float32"), labels))
+    picked = [int(y) for _, y in spread_examples(dataset, 30).as_numpy_iterator()]
+    assert len(picked) == 30 and np.bincount(picked).tolist() == [10, 10, 10]
+
+
 def test_int8_needs_representative_inputs_and_quantization_names_are_checked():
     model, _ = build_model(tiny_resnet(image_size=(8, 8), blocks=1), 2, HeadConfig(dropout=0.0))
     with pytest.raises(ValueError, match="representative_inputs"):

@@ -46,8 +46,8 @@ def export_litert(
 ) -> dict:
     """Converts, writes and measures one LiteRT model per `config.quantization`; returns their metrics.
 
-    `splits` is the run's `DataSplits`: int8 calibrates on the first
-    `config.representative_examples` training examples, and accuracy is measured
+    `splits` is the run's `DataSplits`: int8 calibrates on
+    `config.representative_examples` training examples spread over the split, and accuracy is measured
     on the test split (averaged per clip for windowed audio, as the Keras
     model's test metrics are). A text model's `vocabulary` is written to
     `vocab.txt`: its LiteRT model takes token ids, tokenized on the device.
@@ -55,7 +55,7 @@ def export_litert(
     head_kind = head_config.kind
     representative = [
         {name: value[np.newaxis] for name, value in _named(model, x).items()}
-        for x, _ in splits.train.take(config.representative_examples).as_numpy_iterator()
+        for x, _ in spread_examples(splits.train, config.representative_examples).as_numpy_iterator()
     ]
     if not representative:
         raise ValueError("The training split is empty: LiteRT int8 calibration and latency need examples.")
@@ -113,6 +113,18 @@ def export_litert(
         },
         "models": models,
     }
+
+
+def spread_examples(dataset, count: int):
+    """`count` examples spread evenly over `dataset` (splits list examples class by class), in one pass.
+
+    >>> [int(x) for x in spread_examples(tf.data.Dataset.range(10), 3)]
+    [0, 3, 6]
+    """
+    size = int(dataset.cardinality())
+    if size > count:
+        dataset = dataset.shard(size // count, 0)
+    return dataset.take(count)
 
 
 def _named(model, inputs) -> dict:
