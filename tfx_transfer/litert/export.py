@@ -137,7 +137,7 @@ def _named(model, inputs) -> dict:
 
 def _predict_test(model, splits, head_kind, runners):
     """One pass over the test split: Keras and every LiteRT model's probabilities, and the labels."""
-    step = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+    step = _inference_step(model)
     keras_parts, litert_parts, labels = [], {q: [] for q in runners}, []
     for x, y in splits.test.batch(32).as_numpy_iterator():
         named = _named(model, x)
@@ -153,6 +153,13 @@ def _predict_test(model, splits, head_kind, runners):
     )
 
 
+def _inference_step(model):
+    def forward(inputs):
+        return model(inputs, training=False)
+
+    return tf.function(forward, reduce_retracing=True)
+
+
 def average_clips(probabilities, labels, clip_ids):
     """One row per clip: the mean of its windows' probabilities, and its label (no-op without clip ids)."""
     if clip_ids is None:
@@ -166,7 +173,7 @@ def average_clips(probabilities, labels, clip_ids):
 
 def keras_latency_ms(model, single: dict, runs: int) -> float:
     """Median milliseconds of the Keras model (a traced `tf.function`) on one example."""
-    step = tf.function(lambda x: model(x, training=False))
+    step = _inference_step(model)
     inputs = single if isinstance(model.input, dict) else next(iter(single.values()))
     step(inputs)
     times = []
