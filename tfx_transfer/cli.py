@@ -6,6 +6,9 @@ tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
 tfx-transfer report runs/fashion_mnist
 tfx-transfer compare runs/a runs/b --output comparison.html
+tfx-transfer predict --server http://localhost:8501 --model fashion_mnist shoe.png shirt.jpg
+tfx-transfer export runs/fashion_mnist --format litert
+tfx-transfer serving-config saved_models --out serving --stable fashion_mnist=1 --canary fashion_mnist=2
 ```
 """
 
@@ -123,10 +126,16 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--layers", action="store_true", help="one row per layer instead of per block")
     inspect.set_defaults(run=_inspect)
 
-    predict = commands.add_parser("predict", help="classify files with an exported SavedModel")
-    predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest)")
-    predict.add_argument("files", nargs="+")
+    predict = commands.add_parser("predict", help="classify files with an exported SavedModel or a TF Serving server")
+    predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest); "
+                                            "with --server, the first file")
+    predict.add_argument("files", nargs="*")
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per file")
+    predict.add_argument("--server", help="ask TF Serving instead: http://HOST:8501 (REST) or grpc://HOST:8500")
+    predict.add_argument("--model", help="with --server: the served model name")
+    predict.add_argument("--version", type=int, help="with --server: a model version (default: the latest)")
+    predict.add_argument("--label", help="with --server: a version label such as stable or canary")
+    predict.add_argument("--timeout", type=float, default=10.0, help="with --server: seconds per request")
     predict.set_defaults(run=_predict)
 
     report = commands.add_parser("report", help="(re)build RUN_DIR/report.html from a finished run directory")
@@ -138,6 +147,30 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--output", default="comparison.html",
                          help="where to write the page (default: comparison.html in the current directory)")
     compare.set_defaults(run=_compare)
+
+    export = commands.add_parser("export", help="write more formats (LiteRT) into a finished run's export")
+    export.add_argument("run_dir", help="the run directory of a finished `train` (recipe.yaml, metrics.json, model.keras)")
+    export.add_argument("--format", dest="formats", action="append", choices=["litert"], required=True,
+                        help="litert: .tflite models in <export_dir>/litert/, measured into metrics.json")
+    export.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change export.litert settings, e.g. --set 'export.litert.quantization=[none, int8]'")
+    export.set_defaults(run=_export)
+
+    serving = commands.add_parser("serving-config", help="write TF Serving's models, batching and monitoring configs")
+    serving.add_argument("export_base", help="the export base holding <model>/<version>/ (export.base_dir)")
+    serving.add_argument("--out", default="serving", help="directory for the three config files (default: serving)")
+    serving.add_argument("--model", dest="models", action="append", default=[], help="serve only this model (repeatable)")
+    for label in ("stable", "canary"):
+        serving.add_argument(f"--{label}", action="append", default=[], metavar="[MODEL=]VERSION",
+                             help=f"label a version '{label}' (repeatable; MODEL= may be left out with one model)")
+    serving.add_argument("--latest", type=int, default=1, help="versions served per model without labels (default 1)")
+    serving.add_argument("--server-base", default="/models", help="where the server sees the export base (default /models)")
+    serving.add_argument("--max-batch-size", type=int, default=32)
+    serving.add_argument("--batch-timeout-micros", type=int, default=2000)
+    serving.add_argument("--num-batch-threads", type=int, default=2)
+    serving.add_argument("--max-enqueued-batches", type=int, default=100)
+    serving.add_argument("--monitoring-path", default="/monitoring/prometheus/metrics")
+    serving.set_defaults(run=_serving_config)
 
     datasets = commands.add_parser("datasets", help="build datasets that work offline")
     datasets_commands = datasets.add_subparsers(dest="dataset_command", required=True)
@@ -185,36 +218,79 @@ def _inspect(args):
 def _predict(args):
     """Prints one tab-separated line per file, in order; a bad file gets `error: <reason>` and the rest go on.
 
-    Returns 1 when any file could not be classified, else 0.
+    Classifies with an exported SavedModel, or with `--server`, by asking TF Serving. Returns 1 when
+    any file could not be classified, else 0.
     """
+    if args.server:
+        return _predict_with_server(args)
+    if not args.files:
+        raise ValueError("predict: give one or more FILES after the export directory.")
+    import numpy as np
     import tensorflow as tf
 
     from tfx_transfer.export import SIGNATURE_RAW, load_labels, resolve_export_dir
+    from tfx_transfer.safe_text import tf_error_reason
 
     export_dir = resolve_export_dir(args.export_dir)
     _import_serving_ops()
-    loaded = tf.saved_model.load(export_dir)
-    signature = loaded.signatures[SIGNATURE_RAW]
+    signature = tf.saved_model.load(export_dir).signatures[SIGNATURE_RAW]
     (input_key,) = signature.structured_input_signature[1].keys()
     labels = load_labels(export_dir)
-    failed = 0
-    for path in args.files:
-        line, ok = _classify_file(signature, input_key, labels, path, max(1, args.top))
-        print(line)
-        failed += not ok
-    if failed:
-        print(f"tfx-transfer: {failed} of {len(args.files)} file(s) could not be classified (see their lines).",
-              file=sys.stderr)
-    return 1 if failed else 0
+    top = max(1, args.top)
+
+    def classify(raw):
+        try:
+            probabilities = signature(**{input_key: tf.constant([raw])})["probabilities"].numpy()[0]
+        except tf.errors.InvalidArgumentError as e:
+            raise _Unclassifiable(f"not a valid {input_key} input: {tf_error_reason(e.message)}") from None
+        except UnicodeDecodeError:  # TF's message quoted bytes of the file that are not UTF-8
+            raise _Unclassifiable(f"not a valid {input_key} input: malformed header") from None
+        return [(labels[i], probabilities[i]) for i in np.argsort(-probabilities)[:top]]
+
+    return _classify_files(args.files, classify, _MAX_PREDICT_FILE_BYTES)
+
+
+def _predict_with_server(args):
+    from tfx_transfer.serving.client import MAX_REQUEST_BYTES, Client
+    from tfx_transfer.serving.errors import PredictionRequestError
+
+    if not args.model:
+        raise ValueError("predict --server needs --model NAME: the name the server serves the model under.")
+    with Client(args.server, args.model, version=args.version, label=args.label, timeout=args.timeout) as client:
+
+        def classify(raw):
+            try:
+                (prediction,) = client.predict([raw])
+            except PredictionRequestError as e:
+                raise _Unclassifiable(_one_line(e.reason)[:160]) from None
+            return [(prediction.label, prediction.probability)]
+
+        return _classify_files([args.export_dir, *args.files], classify, MAX_REQUEST_BYTES)
 
 
 # A file larger than this is not read by `predict` (a request of that size is far beyond any bound).
 _MAX_PREDICT_FILE_BYTES = 2**30
 
 
-def _classify_file(signature, input_key, labels, path, top) -> tuple[str, bool]:
-    """`(line, ok)`: `path<TAB>label<TAB>probability...` for the `top` classes, or `path<TAB>error: reason`."""
-    import numpy as np
+class _Unclassifiable(Exception):
+    """A file's content that the model (or the server) refused; the message is the printable reason."""
+
+
+def _classify_files(paths, classify, max_bytes: int) -> int:
+    """Prints `path<TAB>label<TAB>probability...` (what `classify(raw bytes)` returns) or `path<TAB>error: reason`
+    for each file; returns 1 if any file failed, else 0."""
+    failed = 0
+    for path in paths:
+        line, ok = _classify_file(path, classify, max_bytes)
+        print(line)
+        failed += not ok
+    if failed:
+        print(f"tfx-transfer: {failed} of {len(paths)} file(s) could not be classified (see their lines).",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _classify_file(path, classify, max_bytes: int) -> tuple[str, bool]:
     import tensorflow as tf
 
     from tfx_transfer import storage
@@ -224,20 +300,54 @@ def _classify_file(signature, input_key, labels, path, top) -> tuple[str, bool]:
     try:
         if storage.isdir(path):
             return f"{name}\terror: a directory, not a file", False
-        if storage.size(path) > _MAX_PREDICT_FILE_BYTES:
-            return f"{name}\terror: larger than {_MAX_PREDICT_FILE_BYTES} bytes; not read", False
+        if storage.size(path) > max_bytes:
+            return f"{name}\terror: larger than {max_bytes} bytes; not read", False
         raw = storage.read_bytes(path)
     except (OSError, tf.errors.OpError) as e:
         reason = e.strerror if isinstance(e, OSError) else tf_error_reason(e.message)
         return f"{name}\terror: cannot be read: {printable(reason or str(e))}", False
     try:
-        probabilities = signature(**{input_key: tf.constant([raw])})["probabilities"].numpy()[0]
-    except tf.errors.InvalidArgumentError as e:
-        return f"{name}\terror: not a valid {input_key} input: {tf_error_reason(e.message)}", False
-    except UnicodeDecodeError:  # TF's message quoted bytes of the file that are not UTF-8
-        return f"{name}\terror: not a valid {input_key} input: malformed header", False
-    best = np.argsort(-probabilities)[:top]
-    return name + "\t" + "\t".join(f"{labels[i]}\t{probabilities[i]:.4f}" for i in best), True
+        best = classify(raw)
+    except _Unclassifiable as e:
+        return f"{name}\terror: {printable(str(e))}", False
+    return name + "\t" + "\t".join(f"{label}\t{probability:.4f}" for label, probability in best), True
+
+
+def _export(args):
+    from tfx_transfer.litert.run import export_run_dir
+
+    litert = export_run_dir(args.run_dir, args.overrides)
+    keras_test = litert["keras"]["test"]
+    print(f"keras\t{keras_test['accuracy']:.4f}\t{litert['keras']['size_bytes']} bytes\t{litert['keras']['latency_ms']} ms")
+    for quantization, entry in litert["models"].items():
+        latency = "\t".join(f"{threads}: {ms} ms" for threads, ms in entry["latency_ms"].items())
+        print(f"{entry['path']}\t{entry['test']['accuracy']:.4f}\t{entry['size_bytes']} bytes\t{latency}")
+
+
+def _serving_config(args):
+    from tfx_transfer.serving.config import BatchingOptions, docker_command, find_models, write_serving_config
+
+    models = args.models or sorted(find_models(args.export_base))
+    labels = {}
+    for label in ("stable", "canary"):
+        for text in getattr(args, label):
+            model, _, version = text.rpartition("=")
+            if not model and len(models) != 1:
+                raise ValueError(f"--{label} {text}: name the model (MODEL=VERSION), the export base has {models}.")
+            if not version.isdigit():
+                raise ValueError(f"--{label} {text}: expected [MODEL=]VERSION with an integer version.")
+            labels.setdefault(model or models[0], {})[label] = int(version)
+    batching = BatchingOptions(
+        max_batch_size=args.max_batch_size, batch_timeout_micros=args.batch_timeout_micros,
+        num_batch_threads=args.num_batch_threads, max_enqueued_batches=args.max_enqueued_batches,
+    )
+    paths = write_serving_config(
+        args.export_base, args.out, models=args.models or None, labels=labels, server_base=args.server_base,
+        latest=args.latest, batching=batching, monitoring_path=args.monitoring_path,
+    )
+    for path in paths.values():
+        print(f"wrote {path}")
+    print(docker_command(args.export_base, args.out))
 
 
 def _import_serving_ops():

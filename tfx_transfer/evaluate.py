@@ -39,7 +39,18 @@ def predict_probabilities(model, dataset, batch_size: int, kind: str, group_ids=
     by `windows.mean_per_group`, exactly as the exported model does.
     """
     outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile)
-    probabilities = np.asarray(head_kind(kind).class_probabilities(outputs))
+    return average_per_group(np.asarray(head_kind(kind).class_probabilities(outputs)), labels, group_ids)
+
+
+def average_per_group(probabilities, labels, group_ids):
+    """One row per group (e.g. the windows of one clip): the mean of its rows' probabilities, and its label.
+
+    Without `group_ids` (every example is its own input) both come back unchanged.
+
+    >>> probabilities, labels = average_per_group(np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0]]), np.array([1, 1, 0]), [7, 7, 3])
+    >>> probabilities.tolist(), labels.tolist()
+    ([[1.0, 0.0], [0.5, 0.5]], [0, 1])
+    """
     if group_ids is None:
         return probabilities, labels
     groups, first, dense_ids = np.unique(np.asarray(group_ids), return_index=True, return_inverse=True)

@@ -29,6 +29,7 @@ from tfx_transfer.export import export_saved_model
 from tfx_transfer.guards import require_finite
 from tfx_transfer.locks import run_dir_lock
 from tfx_transfer.log import logger
+from tfx_transfer.litert.run import export_recipe_litert
 from tfx_transfer.model import build_model
 from tfx_transfer.report import write_report
 from tfx_transfer.report.examples import save_test_examples
@@ -149,6 +150,8 @@ def _train(recipe, strategy, callbacks) -> RunResult:
             warmup_requests=recipe.export.warmup_requests,
         )
     metrics["export_dir"] = export_dir
+    if export_dir and "litert" in recipe.export.formats:
+        metrics["litert"] = export_recipe_litert(recipe, model, prepared.backbone, splits, export_dir, keras_path)
     metrics["seconds"] = round(time.perf_counter() - start, 2)
     metrics["versions"] = {
         "python": platform.python_version(),

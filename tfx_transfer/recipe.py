@@ -220,15 +220,66 @@ class DistributeConfig:
     jit_compile: bool = False
 
 
+EXPORT_FORMATS = ("saved_model", "litert")
+LITERT_QUANTIZATIONS = ("none", "float16", "dynamic_range", "int8")
+
+
+@dataclasses.dataclass
+class LiteRTConfig:
+    """The LiteRT (`.tflite`) models written next to the SavedModel when `export.formats` has `litert`.
+
+    One model per `quantization`: `none` (float32), `float16` (float16
+    weights), `dynamic_range` (int8 weights, float activations), `int8` (int8
+    weights and activations, calibrated on `representative_examples` training
+    examples). Image models take `image_input` pixels (`uint8` or `float32`,
+    0..255) at the backbone's size. Latency is the median of `latency_runs`
+    single-example runs.
+    """
+
+    quantization: list[Literal["none", "float16", "dynamic_range", "int8"]] = dataclasses.field(
+        default_factory=lambda: ["none"]
+    )
+    image_input: Literal["uint8", "float32"] = "uint8"
+    representative_examples: int = 100
+    latency_runs: int = 50
+
+    def __post_init__(self):
+        if not self.quantization:
+            raise ConfigError(
+                f"export.litert.quantization: list at least one of {list(LITERT_QUANTIZATIONS)}, received []."
+            )
+        if len(set(self.quantization)) != len(self.quantization):
+            raise ConfigError(f"export.litert.quantization: values must be unique, received {self.quantization}.")
+        for name in ("representative_examples", "latency_runs"):
+            value = getattr(self, name)
+            if not 1 <= value <= 10_000:
+                raise ConfigError(f"export.litert.{name} must be in [1, 10000], received {value}.")
+
+
 @dataclasses.dataclass
 class ExportConfig:
-    """Where the SavedModel for TF Serving is written."""
+    """Where the SavedModel for TF Serving is written, and which other formats go next to it.
+
+    `formats` always holds `saved_model`; add `litert` for `.tflite` models
+    (settings in `litert`) in `<version>/litert/`.
+    """
 
     enabled: bool = True
     base_dir: str = "saved_models"
     model_name: str | None = None
     version: int | None = None
     warmup_requests: bool = True
+    formats: list[Literal["saved_model", "litert"]] = dataclasses.field(default_factory=lambda: ["saved_model"])
+    litert: LiteRTConfig = dataclasses.field(default_factory=LiteRTConfig)
+
+    def __post_init__(self):
+        if "saved_model" not in self.formats:
+            raise ConfigError(
+                f"export.formats must include 'saved_model' (the LiteRT models are written inside its "
+                f"version directory), received {self.formats}. Use [saved_model, litert]."
+            )
+        if len(set(self.formats)) != len(self.formats):
+            raise ConfigError(f"export.formats: values must be unique, received {self.formats}.")
 
 
 @dataclasses.dataclass

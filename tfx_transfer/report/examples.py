@@ -6,7 +6,7 @@ the training pipeline after the test predictions:
 
 ```python
 save_test_examples(run_dir, probabilities, labels, splits.test, class_names, recipe.head.kind,
-                   recipe.modality, preprocessor, group_ids=splits.test_clip_ids)
+                   recipe.modality, preprocessor, group_ids=splits.test_groups)
 ```
 """
 
