@@ -100,7 +100,7 @@ def test_bad_bucket_lengths_and_missing_mask_are_clear_errors():
 
 
 def test_mask_aware_encoder_gives_the_same_outputs_on_bucketed_and_fixed_batches(tmp_path):
-    from tests.text_helpers import VOCABULARY, save_tiny_bert_preset
+    from text_helpers import VOCABULARY, save_tiny_bert_preset
     from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 
     preset = save_tiny_bert_preset(tmp_path / "bert", max_sequence_length=SEQUENCE_LENGTH)
