@@ -16,15 +16,15 @@ $(VENV)/.installed: setup.cfg pyproject.toml requirements/offline-weights.txt
 
 venv: $(VENV)/.installed
 
-# Debian packages: Fashion-MNIST (image recipe) and espeak-ng (keyword audio dataset).
+# Debian packages: Fashion-MNIST (image recipe), espeak-ng (keyword audio dataset), fortunes (short-text set).
 system-deps:
-	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null; then exit 0; fi; \
+	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null && [ -f /usr/share/games/fortunes/computers.u8 ]; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng fortunes >/dev/null; \
 	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng >/dev/null; \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng fortunes >/dev/null; \
 	else \
-		echo "note: install Debian's dataset-fashion-mnist and espeak-ng (or pass data.path) for the image and audio recipes."; \
+		echo "note: install Debian's dataset-fashion-mnist, espeak-ng and fortunes (or pass data.path) for the image, audio and short-text recipes."; \
 	fi
 
 demo: venv system-deps
