@@ -66,3 +66,16 @@ def test_the_debian_package_gives_short_texts_in_five_topics(tmp_path):
     assert sorted(info["counts"]) == ["computers", "men-women", "politics", "science", "work"]
     assert min(info["counts"].values()) > 300 and info["mean_words"] < 25
     assert os.path.getsize(path) > 100_000
+
+
+def test_cli_make_fortunes_writes_the_csv_or_says_what_to_install(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    root = write_fortune_files(tmp_path / "src")
+    assert main(["datasets", "make-fortunes", str(tmp_path / "out"), "--source-dir", root]) == 2
+    assert "men-women.u8" in capsys.readouterr().err
+    for topic in ("men-women", "work"):
+        (tmp_path / "src" / f"{topic}.u8").write_text(f"A {topic} joke.\n%\n", encoding="utf-8")
+    assert main(["datasets", "make-fortunes", str(tmp_path / "out"), "--source-dir", root]) == 0
+    assert str(tmp_path / "out" / "fortunes.csv") in capsys.readouterr().out
+    assert (tmp_path / "out" / "fortunes.csv").read_text(encoding="utf-8").count("\n") == 9
