@@ -15,7 +15,7 @@ each for at most 1, 2, 4, 8 or all windows per article (the first ones: what
 window embeddings are saved to `--cache` so a re-run skips the encoder.
 Prints a Markdown table for `benchmarks/RESULTS.md`.
 
-    nice -n 10 PYTHONPATH=. .venv/bin/python benchmarks/bbc_news_pooling.py --cache /tmp/bbc_windows.npz
+    PYTHONPATH=. nice -n 10 .venv/bin/python benchmarks/bbc_news_pooling.py --cache /tmp/bbc_windows.npz
 """
 
 import argparse
