@@ -16,17 +16,18 @@ $(VENV)/.installed: setup.cfg pyproject.toml requirements/offline-weights.txt
 
 venv: $(VENV)/.installed
 
-# Debian packages: Fashion-MNIST (image recipe), espeak-ng (keyword audio dataset), and chromium with
-# chromium-driver (the slow test that opens a run report in headless Chromium).
+DEBIAN_PACKAGES := dataset-fashion-mnist espeak-ng fortunes chromium chromium-driver
+# Debian packages: Fashion-MNIST (image recipe), espeak-ng (keyword audio dataset), fortunes (short-text set),
+# and chromium with chromium-driver (the slow test that opens a run report in headless Chromium).
 system-deps:
-	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null \
+	@if [ -d /usr/share/datasets/fashion-mnist ] && command -v espeak-ng >/dev/null && [ -f /usr/share/games/fortunes/computers.u8 ] \
 		&& command -v chromium >/dev/null && command -v chromedriver >/dev/null; then exit 0; fi; \
 	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng chromium chromium-driver >/dev/null; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	elif command -v apt-get >/dev/null && command -v sudo >/dev/null; then \
-		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist espeak-ng chromium chromium-driver >/dev/null; \
+		sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
 	else \
-		echo "note: install Debian's dataset-fashion-mnist and espeak-ng (or pass data.path) for the image and audio recipes, and chromium with chromium-driver for the report's browser test."; \
+		echo "note: install Debian's $(DEBIAN_PACKAGES) (or pass data.path) for the image, audio and short-text recipes and the report's browser test."; \
 	fi
 
 demo: venv system-deps

@@ -129,7 +129,7 @@ def test_every_quantization_of_an_image_model_runs_and_int8_is_integer_only(tmp_
 @pytest.mark.slow
 def test_text_model_takes_token_ids_and_matches_keras(tmp_path):
     """Text goes in as token ids: the ai-edge-litert interpreter has no Select TF ops for TF Text tokenizers."""
-    from text_helpers import VOCABULARY, save_tiny_bert_preset
+    from harness.text import VOCABULARY, save_tiny_bert_preset
     from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 
     backbone = build_kerashub_backbone(save_tiny_bert_preset(tmp_path / "preset"), sequence_length=16)

@@ -178,6 +178,12 @@ def _parser() -> argparse.ArgumentParser:
     keywords.add_argument("out_dir")
     keywords.add_argument("--seed", type=int, default=0)
     keywords.set_defaults(run=_make_keywords)
+    fortunes = datasets_commands.add_parser(
+        "make-fortunes", help="short texts by topic from Debian's fortunes package (CSV)"
+    )
+    fortunes.add_argument("out_dir")
+    fortunes.add_argument("--source-dir", default=None, help="folder of the .u8 fortune files")
+    fortunes.set_defaults(run=_make_fortunes)
     return parser
 
 
@@ -375,6 +381,13 @@ def _make_keywords(args):
 
     path = make_keywords(args.out_dir, seed=args.seed)
     print(f"keyword dataset written to {path}")
+
+
+def _make_fortunes(args):
+    from tfx_transfer.datasets.fortunes import FORTUNES_DIR, make_fortunes
+
+    path = make_fortunes(args.out_dir, source_dir=args.source_dir or FORTUNES_DIR)
+    print(f"fortunes dataset written to {path}")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import importlib.util
 import io
 import json
 import os
+from typing import Literal
 
 import numpy as np
 import tensorflow as tf
@@ -28,7 +29,9 @@ from tfx_transfer.data.sources import (
 )
 from tfx_transfer.data.splits import class_counts, stratified_split
 from tfx_transfer.data.text_bounds import assert_text_length
+from tfx_transfer.data.text_windows import MAX_WINDOWS_LIMIT, TextWindows, window_examples
 from tfx_transfer.head_kinds import head_kind
+from tfx_transfer.log import logger
 from tfx_transfer.safe_text import is_valid_utf8_name
 
 TABLE_EXTENSIONS = {".csv": ",", ".tsv": "\t", ".jsonl": None, ".json": None}
@@ -48,6 +51,12 @@ class TextOptions:
     `file_pattern` from one sub-folder per class. `lowercase` lowercases text
     (Unicode-aware) before tokenizing, in training and in the exported model
     alike; uncased tokenizers already do it themselves.
+
+    Texts longer than the backbone's `sequence_length` are truncated
+    (`long_texts: truncate`) or cut into windows of `sequence_length` tokens
+    every `window_stride` tokens (`long_texts: windows`; by default windows
+    side by side), at most `max_windows` per text; longer texts keep their
+    first `max_windows` windows and are counted in the data report.
     """
 
     text_column: str = "text"
@@ -55,12 +64,26 @@ class TextOptions:
     label_delimiter: str | None = None
     file_pattern: str = "*.txt"
     lowercase: bool = False
+    long_texts: Literal["truncate", "windows"] = "truncate"
+    window_stride: int | None = None
+    max_windows: int = 8
 
     def __post_init__(self):
         if not self.text_column or not self.label_column:
             raise ConfigError("data.text.text_column and data.text.label_column must be non-empty.")
         if self.label_delimiter == "":
             raise ConfigError("data.text.label_delimiter must be null or a non-empty string such as '|'.")
+        if self.window_stride is not None and self.window_stride < 1:
+            raise ConfigError(f"data.text.window_stride must be a positive number of tokens, received {self.window_stride}.")
+        if not 1 <= self.max_windows <= MAX_WINDOWS_LIMIT:
+            raise ConfigError(
+                f"data.text.max_windows must be between 1 and {MAX_WINDOWS_LIMIT}, received {self.max_windows}."
+            )
+        if self.window_stride is not None and self.long_texts != "windows":
+            raise ConfigError(
+                f"data.text.window_stride is set ({self.window_stride}) but data.text.long_texts is "
+                f"{self.long_texts!r}; set data.text.long_texts: windows to cut long texts into windows."
+            )
 
 
 class TextPreprocessor(ServingPreprocessor, tf.Module):
@@ -71,16 +94,26 @@ class TextPreprocessor(ServingPreprocessor, tf.Module):
     attribute of this `tf.Module` it is tracked, so `ExportArchive.track(self)`
     exports its vocabulary and tables. Invalid UTF-8 bytes are replaced by
     U+FFFD before tokenizing, so a bad request never fails the server.
+
+    With `text_windows` (a `TextWindows`), `raw_to_windows` cuts each whole
+    text into token windows instead, and the exported model averages the
+    windows' predictions per text, as audio does with long clips.
     """
 
     raw_key = "text"
     tensor_key = "text"
 
-    def __init__(self, tokenizer, input_names, lowercase=False):
+    def __init__(self, tokenizer, input_names, lowercase=False, text_windows: TextWindows | None = None):
         super().__init__(name="text_preprocessor")
         self.tokenizer = tokenizer
         self.input_names = tuple(input_names)
         self.lowercase = bool(lowercase)
+        self.text_windows = text_windows
+
+    @property
+    def windows(self) -> bool:
+        """Whether long texts are cut into windows whose predictions are averaged."""
+        return self.text_windows is not None
 
     @property
     def tensor_spec(self) -> tf.TensorSpec:
@@ -91,11 +124,13 @@ class TextPreprocessor(ServingPreprocessor, tf.Module):
         """What `export.build_archive` must track so the SavedModel holds the tokenizer's resources."""
         return (self,)
 
-    def raw_to_inputs(self, raw):
+    def clean(self, raw):
+        """Valid UTF-8 (bad bytes become U+FFFD), lowercased if asked: what the tokenizer reads."""
         text = tf.strings.unicode_transcode(assert_text_length(raw), "UTF-8", "UTF-8", errors="replace")
-        if self.lowercase:
-            text = tf.strings.lower(text, encoding="utf-8")
-        features = self.tokenizer(text)
+        return tf.strings.lower(text, encoding="utf-8") if self.lowercase else text
+
+    def raw_to_inputs(self, raw):
+        features = self.tokenizer(self.clean(raw))
         missing = [name for name in self.input_names if name not in features]
         if missing:
             raise ValueError(
@@ -106,6 +141,14 @@ class TextPreprocessor(ServingPreprocessor, tf.Module):
     def tensor_to_inputs(self, tensor):
         return self.raw_to_inputs(tensor)
 
+    def raw_to_windows(self, raw):
+        """tf.string `[B]` -> (token tensors `[N, sequence_length]`, text index `[N]` of each window)."""
+        inputs, document, _ = self.text_windows(self.clean(raw))
+        return {name: inputs[name] for name in self.input_names}, document
+
+    def tensor_to_windows(self, tensor):
+        return self.raw_to_windows(tensor)
+
     def example_raw_input(self) -> bytes:
         return "An example sentence for warm-up.".encode()
 
@@ -114,7 +157,21 @@ def make_preprocessor(recipe, backbone) -> TextPreprocessor:
     """The text preprocessing of `backbone`, shared by tf.data and the serving signatures."""
     if backbone.preprocessor is None:
         raise ValueError(f"Backbone {backbone.name!r} has no tokenizer; it cannot be used for text.")
-    return TextPreprocessor(backbone.preprocessor, backbone.input_config["inputs"], recipe.data.text.lowercase)
+    options = recipe.data.text
+    text_windows = None
+    if options.long_texts == "windows":
+        sequence_length = backbone.input_config.get("sequence_length")
+        try:
+            text_windows = TextWindows(
+                getattr(backbone.preprocessor, "tokenizer", None), sequence_length, options.window_stride,
+                options.max_windows,
+            )
+        except ValueError as e:
+            raise ConfigError(
+                f"data.text.long_texts: windows with backbone {backbone.name!r} (backbone.sequence_length "
+                f"{sequence_length}, data.text.window_stride {options.window_stride}): {e}"
+            ) from None
+    return TextPreprocessor(backbone.preprocessor, backbone.input_config["inputs"], options.lowercase, text_windows)
 
 
 def make_augmentation(recipe) -> None:
@@ -440,6 +497,8 @@ def load_data(recipe, backbone) -> DataSplits:
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
     }
+    if preprocessor.windows:
+        return _windowed_splits(splits, preprocessor, options, class_names, report)
     datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in splits.items()}
     return DataSplits(
         train=datasets["train"],
@@ -448,6 +507,28 @@ def load_data(recipe, backbone) -> DataSplits:
         class_names=list(class_names),
         report=report,
         sources={s: split.sources for s, split in splits.items() if split.sources},
+    )
+
+
+def _windowed_splits(splits, preprocessor, options, class_names, report) -> DataSplits:
+    """Splits of text windows (`long_texts: windows`); test metrics then average each text's windows."""
+    windowed = {s: window_examples(split.texts, split.labels, preprocessor) for s, split in splits.items() if len(split.texts)}
+    report["windows"] = {s: len(w.document) for s, w in windowed.items()}
+    report["truncated_texts"] = {s: len(w.truncated) for s, w in windowed.items()}
+    cut = sum(report["truncated_texts"].values())
+    if cut:
+        logger.warning(
+            "%d text(s) had more than data.text.max_windows=%d windows and were truncated to their first "
+            "%d (per split: %s); raise data.text.max_windows to read more of them.",
+            cut, options.max_windows, options.max_windows, report["truncated_texts"],
+        )
+    return DataSplits(
+        train=windowed["train"].dataset,
+        validation=windowed["validation"].dataset if "validation" in windowed else None,
+        test=windowed["test"].dataset if "test" in windowed else None,
+        class_names=list(class_names),
+        report=report,
+        test_groups=windowed["test"].document if "test" in windowed else None,
     )
 
 

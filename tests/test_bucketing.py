@@ -1,0 +1,121 @@
+"""Length bucketing: bounded batch shapes, no real token lost, same model outputs as fixed padding."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfx_transfer.data.bucketing import batches_by_length, bucket_lengths, ordered_batches, token_counts
+
+SEQUENCE_LENGTH = 32
+
+
+def token_examples(num_examples=90, seed=0, with_segments=True):
+    """Right-padded token rows of random real lengths 1..SEQUENCE_LENGTH (most short), labels = row index."""
+    rng = np.random.default_rng(seed)
+    lengths = np.minimum(rng.geometric(0.12, num_examples), SEQUENCE_LENGTH)
+    token_ids = np.zeros((num_examples, SEQUENCE_LENGTH), np.int32)
+    for row, length in enumerate(lengths):
+        token_ids[row, :length] = rng.integers(5, 40, length)
+    inputs = {"token_ids": token_ids, "padding_mask": (token_ids != 0).astype(np.int32)}
+    if with_segments:
+        inputs["segment_ids"] = np.zeros_like(token_ids)
+    return inputs, np.arange(num_examples, dtype=np.int32)
+
+
+def real_tokens(inputs, labels):
+    """`{label: tuple of real token ids}` of a batch or of every example."""
+    mask = np.asarray(inputs["padding_mask"]) != 0
+    return {int(y): tuple(ids[m]) for ids, m, y in zip(np.asarray(inputs["token_ids"]), mask, np.asarray(labels))}
+
+
+def test_bucket_lengths_are_powers_of_two_up_to_the_sequence_length():
+    assert bucket_lengths(128) == (16, 32, 64, 128)
+    assert bucket_lengths(100, smallest=8) == (8, 16, 32, 64, 100)
+    assert bucket_lengths(10) == (10,)
+    with pytest.raises(ValueError, match="positive"):
+        bucket_lengths(0)
+
+
+def test_batches_by_length_bound_shapes_and_keep_every_token():
+    inputs, labels = token_examples()
+    lengths = bucket_lengths(SEQUENCE_LENGTH, smallest=8)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels)).shuffle(100, seed=1)
+    shapes, seen = set(), {}
+    for batch_inputs, batch_labels in batches_by_length(ds, 8, lengths):
+        shape = tuple(batch_inputs["token_ids"].shape)
+        assert {tuple(t.shape) for t in batch_inputs.values()} == {shape}
+        assert shape[1] in lengths
+        real = np.asarray(batch_inputs["padding_mask"]).sum(axis=1)
+        # The smallest bucket that holds the batch's longest text: nothing longer is computed.
+        assert real.max() <= shape[1] and (shape[1] == lengths[0] or real.max() > lengths[lengths.index(shape[1]) - 1])
+        shapes.add(shape)
+        seen.update(real_tokens(batch_inputs, batch_labels))
+    assert len(shapes) <= 2 * len(lengths)
+    assert seen == real_tokens(inputs, labels)  # every example once, with all its tokens and its own label
+
+
+def test_batches_by_length_compute_far_fewer_positions_on_short_texts():
+    inputs, labels = token_examples(num_examples=200)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    fixed, real = token_counts(ds.batch(16))
+    bucketed, bucketed_real = token_counts(batches_by_length(ds, 16, bucket_lengths(SEQUENCE_LENGTH, smallest=8)))
+    assert bucketed_real == real and fixed == 200 * SEQUENCE_LENGTH
+    assert bucketed < 0.6 * fixed
+
+
+def test_ordered_batches_keep_the_order_and_every_token():
+    inputs, labels = token_examples(seed=3, with_segments=False)
+    lengths = bucket_lengths(SEQUENCE_LENGTH, smallest=8)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    order, shapes = [], set()
+    for batch_inputs, batch_labels in ordered_batches(ds, 8, lengths):
+        assert batch_inputs["token_ids"].shape[1] in lengths
+        shapes.add(tuple(batch_inputs["token_ids"].shape))
+        assert real_tokens(batch_inputs, batch_labels) == {
+            y: real_tokens(inputs, labels)[y] for y in batch_labels.numpy().tolist()
+        }
+        order.extend(batch_labels.numpy().tolist())
+    assert order == labels.tolist()
+    assert len(shapes) <= 2 * len(lengths)
+
+
+def test_bucketing_cuts_cached_hidden_states_with_their_mask():
+    inputs, labels = token_examples(num_examples=20, with_segments=False)
+    hidden = np.random.default_rng(0).normal(size=(20, SEQUENCE_LENGTH, 4)).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices(({"hidden_states": hidden, "padding_mask": inputs["padding_mask"]}, labels))
+    for batch_inputs, batch_labels in batches_by_length(ds, 4, bucket_lengths(SEQUENCE_LENGTH, smallest=8)):
+        length = batch_inputs["padding_mask"].shape[1]
+        np.testing.assert_array_equal(batch_inputs["hidden_states"], hidden[batch_labels.numpy(), :length])
+
+
+def test_bad_bucket_lengths_and_missing_mask_are_clear_errors():
+    inputs, labels = token_examples(num_examples=4)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    with pytest.raises(ValueError, match=r"sequence length \(32"):
+        batches_by_length(ds, 2, (8, 16))
+    with pytest.raises(ValueError, match="increasing"):
+        ordered_batches(ds, 2, (16, 8, 32))
+    with pytest.raises(ValueError, match="'padding_mask' input.*token_ids"):
+        batches_by_length(tf.data.Dataset.from_tensor_slices({"token_ids": inputs["token_ids"]}), 2, (32,))
+
+
+def test_mask_aware_encoder_gives_the_same_outputs_on_bucketed_and_fixed_batches(tmp_path):
+    from harness.text import VOCABULARY, save_tiny_bert_preset
+    from tfx_transfer.backbones.kerashub import build_kerashub_backbone
+
+    preset = save_tiny_bert_preset(tmp_path / "bert", max_sequence_length=SEQUENCE_LENGTH)
+    backbone = build_kerashub_backbone(preset, sequence_length=SEQUENCE_LENGTH, pooling="mean")
+    inputs, labels = token_examples(num_examples=40, seed=5)
+    inputs["token_ids"] = np.where(inputs["token_ids"] > 0, inputs["token_ids"] % len(VOCABULARY), 0)
+    inputs["token_ids"] = np.where(inputs["padding_mask"] > 0, np.maximum(inputs["token_ids"], 5), 0)
+    fixed = backbone.model.predict(inputs, batch_size=8, verbose=0)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    lengths = bucket_lengths(SEQUENCE_LENGTH, smallest=8)
+    bucketed, batch_lengths = np.zeros_like(fixed), set()
+    for batch_inputs, batch_labels in batches_by_length(ds, 8, lengths):
+        batch_lengths.add(batch_inputs["token_ids"].shape[1])
+        bucketed[batch_labels.numpy()] = backbone.model(batch_inputs, training=False).numpy()
+    assert min(batch_lengths) < SEQUENCE_LENGTH
+    np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
+    in_order = np.concatenate([backbone.model(x, training=False).numpy() for x, _ in ordered_batches(ds, 8, lengths)])
+    np.testing.assert_allclose(in_order, fixed, atol=1e-5)

