@@ -43,7 +43,7 @@ def write_run_dir(root, name="pets", accuracy=0.8, extra_plot=True, phase1_test=
             "source": "folder",
             "path": "/data/pets",
             "counts": {split: {c: n for c in CLASSES} for split, n in (("train", 20), ("validation", 5), ("test", 5))},
-            "skipped": [{"file": "/data/pets/cat/<broken>.jpg", "reason": "cannot be decoded as an image"}],
+            "skipped": [{"source": "/data/pets/cat/<broken>.jpg", "reason": "cannot be decoded as an image"}],
         },
         "phases": [
             {"name": "head", "epochs_run": 3, "seconds": 6.0,
@@ -63,7 +63,7 @@ def write_run_dir(root, name="pets", accuracy=0.8, extra_plot=True, phase1_test=
         "versions": {"python": "3.11.7", "tensorflow": "2.21.0", "keras": "3.15.1"},
     }
     if phase1_test:
-        metrics["test_after_phases"] = {"head": {"accuracy": 0.7, "loss": 0.8, "examples": 15}}
+        metrics["phases"][0]["test"] = {"accuracy": 0.7, "loss": 0.8, "examples": 15}
     (root / "metrics.json").write_text(json.dumps(metrics))
     (root / "recipe.yaml").write_text(
         f"name: {name}\nphases:\n- name: head\n  epochs: 3\n  early_stopping_patience: null\n"

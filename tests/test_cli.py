@@ -46,6 +46,10 @@ def test_train_writes_the_contract(trained, capsys):
     assert [p["epochs_run"] for p in metrics["phases"]] == [1, 1]  # --set phases.0.epochs=1 applied
     for phase in metrics["phases"]:
         assert isinstance(phase["seconds"], float) and "loss" in phase["history"]
+    head, fine_tune = metrics["phases"]
+    # The frozen phase's own test metrics sit beside the final ones; the last phase's are `test`.
+    assert head["test"]["examples"] == metrics["test"]["examples"] and 0.0 <= head["test"]["accuracy"] <= 1.0
+    assert fine_tune["test"] is None
     assert metrics["class_names"] == ["cat", "dog"]
     assert metrics["export_dir"] == str(root / "exports" / "pets" / "1")
     assert os.path.exists(os.path.join(metrics["export_dir"], "saved_model.pb"))

@@ -101,9 +101,20 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
     imbalance = log_data_summary(split_class_counts(splits), any(p.class_weight for p in recipe.phases))
+
+    def test_predictions():
+        return predict_probabilities(
+            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_groups,
+            recipe.distribute.jit_compile,
+        )
+
+    def test_metrics(probabilities, labels):
+        return classification_report(probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold)
+
     phases = PhaseRunner(
         model, prepared.head, prepared.backbone, splits, recipe, run_dir,
         strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
+        evaluate_test=(lambda: test_metrics(*test_predictions())) if splits.test is not None else None,
     ).run()
     require_finite(model)  # the guards stop a diverging phase; this keeps any other path from saving NaN
 
@@ -116,13 +127,8 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         "phases": [dataclasses.asdict(p) for p in phases],
     }
     if splits.test is not None:
-        probabilities, labels = predict_probabilities(
-            model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_groups,
-            recipe.distribute.jit_compile,
-        )
-        metrics["test"] = classification_report(
-            probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold
-        )
+        probabilities, labels = test_predictions()
+        metrics["test"] = test_metrics(probabilities, labels)
         if chief:
             save_test_examples(
                 run_dir, probabilities, labels, splits.test, splits.class_names, recipe.head.kind, recipe.modality,

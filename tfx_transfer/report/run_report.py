@@ -78,13 +78,8 @@ def _phases(run) -> str:
 
 
 def _test_by_stage(metrics) -> str:
-    """Test metrics after each phase where recorded (`test_after_phases`, `phase1_test`, `phases[].test`) and final."""
+    """Test metrics after each phase but the last (`phases[].test`) and the final ones (`test`)."""
     stages = []
-    by_phase = metrics.get("test_after_phases")
-    if isinstance(by_phase, dict):
-        stages += [(f"after phase {name!r}", values) for name, values in by_phase.items()]
-    if isinstance(metrics.get("phase1_test"), dict):
-        stages.append(("after phase 1", metrics["phase1_test"]))
     for phase in metrics.get("phases") or []:
         if isinstance(phase.get("test"), dict):
             stages.append((f"after phase {phase.get('name')!r}", phase["test"]))
@@ -198,7 +193,7 @@ def _data_summary(data) -> str:
         parts.append(html.table(["class"] + splits, rows))
     skipped = data.get("skipped") or []
     if skipped:
-        rows = [[item.get("file") or item.get("where") or "", item.get("reason", "")] for item in skipped[:MAX_SKIPPED_ROWS]]
+        rows = [[item.get("source", ""), item.get("reason", "")] for item in skipped[:MAX_SKIPPED_ROWS]]
         parts.append(html.paragraph(f"{len(skipped)} input(s) skipped:"))
         parts.append(html.table(["input", "reason"], rows))
         if len(skipped) > MAX_SKIPPED_ROWS:

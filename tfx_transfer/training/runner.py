@@ -48,6 +48,8 @@ class PhaseResult:
     cached_frozen_blocks: list = dataclasses.field(default_factory=list)
     # BestEpoch.outcome: the kept epoch, its monitor value and why training stopped.
     best_epoch: dict = dataclasses.field(default_factory=dict)
+    # Test metrics of the model as this phase left it (every phase but the last; the last's are `test`).
+    test: dict | None = None
 
 
 class PhaseRunner:
@@ -58,15 +60,20 @@ class PhaseRunner:
     backed up at epoch ends (`EpochBackup`, at most once per
     `recipe.backup_interval_seconds`) and resumes after its last backed-up epoch.
     How each phase trains is decided by `plan_phase` (see `tfx_transfer.training.plan`).
+
+    With `evaluate_test` (a function returning test metrics of `model`), every phase but the last
+    records them in its result, so a run shows what each phase (e.g. fine-tuning) added.
     """
 
-    def __init__(self, model, head, backbone, splits, recipe, run_dir, strategy=None, augment=None, callbacks=()):
+    def __init__(self, model, head, backbone, splits, recipe, run_dir, strategy=None, augment=None, callbacks=(),
+                 evaluate_test=None):
         self.model, self.head, self.backbone = model, head, backbone
         self.splits, self.recipe, self.run_dir = splits, recipe, run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
         self.augment = augment
         self.extra_callbacks = list(callbacks)
+        self.evaluate_test = evaluate_test
         self.num_classes = len(splits.class_names)
         self.kind = head_kind(recipe.head.kind)
         self._counted = CountedSplits(splits)
@@ -83,7 +90,10 @@ class PhaseRunner:
                 results.append(PhaseResult(**state.completed[phase.name]))
                 logger.info(f"phase {phase.name!r} already completed in {self.run_dir}: skipped.")
                 continue
-            results.append(self.run_phase(phase, next(iter(self.recipe.phases[index + 1:]), None)))
+            next_phase = next(iter(self.recipe.phases[index + 1:]), None)
+            results.append(self.run_phase(phase, next_phase))
+            if next_phase is not None and self.evaluate_test is not None:
+                results[-1].test = self.evaluate_test()
             if self.chief:
                 state.record(phase.name, dataclasses.asdict(results[-1]), self.model)
                 discard(self._backup_dir(phase))
