@@ -153,7 +153,7 @@ def test_a_run_killed_with_sigkill_resumes_after_its_last_backup(tmp_path):
     assert resumed_at >= backed_up
     (phase,) = json.loads((run_dir / "metrics.json").read_text())["phases"]
     assert phase["epochs_run"] == 12 and len(phase["history"]["loss"]) == 12
-    assert second.stdout.count("Epoch ") == 12 - resumed_at
+    assert second.stderr.count("phase 'head' epoch ") == 12 - resumed_at  # EpochLog's line per epoch run
 
 
 def test_train_writes_the_run_report_and_its_test_examples(trained):

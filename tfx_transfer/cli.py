@@ -13,6 +13,7 @@ tfx-transfer serving-config saved_models --out serving --stable fashion_mnist=1 
 """
 
 import argparse
+import logging
 import os
 import sys
 import traceback
@@ -25,7 +26,22 @@ EXIT_DIVERGED = 3
 
 def main(argv=None) -> int:
     """Runs one command; the exit code is 0, 1 (a bug: traceback), 2 (bad input, or the run directory is
-    in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`)."""
+    in use), 3 (training diverged), or 130 / 143 (stopped by SIGINT / SIGTERM: see `tfx_transfer.stop`).
+
+    With `argv` None this process is the command: it ends here, with the code, once its output is
+    flushed. Python's shutdown restores the default signal handlers, so a SIGTERM in that window would
+    otherwise kill the finished process with -15 instead of exiting 143.
+    """
+    code = _run(argv)
+    if argv is not None:
+        return code
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
+
+
+def _run(argv) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):

@@ -173,7 +173,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
 def _write_report(run_dir: str) -> None:
     """Writes `run_dir/report.html`; a failure is logged, not raised: the run's results are already saved."""
     try:
-        logger.info(f"report: {write_report(run_dir)}")
+        write_report(run_dir)
     except Exception as e:  # the report reads files back; `tfx-transfer report` retries with the traceback
         logger.warning(f"report.html was not written ({type(e).__name__}: {e}); run `tfx-transfer report {run_dir}`.")
 

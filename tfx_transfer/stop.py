@@ -25,6 +25,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 RESUMES_RUN = "the same command resumes the run: finished phases and backed-up epochs are kept."
 
 _requested: signal.Signals | None = None
+_console: int | None = None  # a descriptor of the terminal's stderr, taken when the handlers are armed
 
 
 class Interrupted(Exception):
@@ -56,10 +57,11 @@ def handling_signals(until_exit: bool = False, graceful: bool = True):
     block), a signal after the block ends the process at once with 128 + its number instead of
     interrupting its shutdown.
     """
-    global _requested
+    global _requested, _console
     if threading.current_thread() is not threading.main_thread():
         yield  # Python delivers signals to the main thread only; nothing to arm here.
         return
+    _console = os.dup(2)  # the process's stderr, which may be redirected meanwhile (quiet TensorFlow import)
     previous = {s: signal.signal(s, _request_stop if graceful else _exit_saying_so) for s in SIGNALS}
     _requested = None
     try:
@@ -68,6 +70,8 @@ def handling_signals(until_exit: bool = False, graceful: bool = True):
         for s, handler in previous.items():
             signal.signal(s, _exit_now if until_exit else handler)
         _requested = None
+        os.close(_console)
+        _console = None
 
 
 def _exit_saying_so(signum, frame):
@@ -98,4 +102,4 @@ def _request_stop(signum, frame):
 
 def _say(text: str) -> None:
     # os.write, not print or logging: the handler may run while the main thread is inside a print.
-    os.write(sys.stderr.fileno(), f"\n[tfx-transfer] {text}\n".encode())
+    os.write(2 if _console is None else _console, f"\n[tfx-transfer] {text}\n".encode())
