@@ -148,7 +148,11 @@ def _read_number(value, syntax: re.Pattern) -> int | float | None:
 
 def _describe(tp) -> str:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
+    return " or ".join(
+        " or ".join(repr(c) for c in typing.get_args(a)) if typing.get_origin(a) is typing.Literal
+        else getattr(a, "__name__", str(a))
+        for a in args
+    )
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

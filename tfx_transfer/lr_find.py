@@ -51,14 +51,15 @@ class LRFindResult:
 
 
 def find_learning_rate(
-    model, dataset, start=1e-7, end=10.0, steps=100, stop_factor=4.0, smoothing=0.98, class_weight=None, out_dir=None
+    model, dataset, start=1e-7, end=10.0, steps=100, stop_factor=4.0, smoothing=0.98, class_weight=None, out_dir=None,
+    name="lr_find",
 ) -> LRFindResult:
     """Sweeps the learning rate of compiled `model` over batches of `dataset` (repeated as needed).
 
     `dataset` yields batched `(inputs, targets)` as `fit` takes them. With `out_dir`, writes
-    `lr_find.csv` (step, learning_rate, loss, smoothed_loss) and `lr_find.png` there.
+    `<name>.csv` (step, learning_rate, loss, smoothed_loss) and `<name>.png` there.
     """
-    _check_arguments(start, end, steps, stop_factor, smoothing)
+    check_arguments(start, end, steps, stop_factor, smoothing)
     optimizer = _settable_optimizer(model)
     with model.distribute_strategy.scope():
         if not optimizer.built:
@@ -91,8 +92,8 @@ def find_learning_rate(
     valley, steepest = suggest(rates, smoothed, steps)
     result = LRFindResult(rates, losses, smoothed, valley, steepest, diverged)
     if out_dir is not None:
-        result.csv_path = _write_csv(result, storage.join(out_dir, "lr_find.csv"))
-        result.plot_path = _write_plot(result, storage.join(out_dir, "lr_find.png"))
+        result.csv_path = _write_csv(result, storage.join(out_dir, f"{name}.csv"))
+        result.plot_path = _write_plot(result, storage.join(out_dir, f"{name}.png"))
     if valley is None:
         logger.warning(
             f"lr-find: the loss diverged after {len(rates)} of {steps} steps, too early to suggest a rate; "
@@ -151,7 +152,8 @@ def steepest(rates, losses) -> float:
     return float(rates[int(np.argmin(slopes))])
 
 
-def _check_arguments(start, end, steps, stop_factor, smoothing):
+def check_arguments(start, end, steps, stop_factor=4.0, smoothing=0.98):
+    """Raises ValueError naming the first argument of a sweep that is out of range."""
     if not 0 < start < end:
         raise ValueError(f"lr-find needs 0 < start < end, received start={start}, end={end}.")
     if not MIN_STEPS <= steps <= MAX_STEPS:

@@ -29,11 +29,13 @@ from tfx_transfer.export import export_saved_model
 from tfx_transfer.guards import require_finite
 from tfx_transfer.locks import run_dir_lock
 from tfx_transfer.log import logger
+from tfx_transfer.lr_find import check_arguments
 from tfx_transfer.litert.run import export_recipe_litert
 from tfx_transfer.model import build_model
 from tfx_transfer.report import write_report
 from tfx_transfer.report.examples import save_test_examples
 from tfx_transfer.training import PhaseRunner
+from tfx_transfer.training.state import RunState
 
 
 @dataclasses.dataclass
@@ -101,10 +103,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
     imbalance = log_data_summary(split_class_counts(splits), any(p.class_weight for p in recipe.phases))
-    phases = PhaseRunner(
-        model, prepared.head, prepared.backbone, splits, recipe, run_dir,
-        strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
-    ).run()
+    phases = _phase_runner(prepared, recipe, callbacks).run()
     require_finite(model)  # the guards stop a diverging phase; this keeps any other path from saving NaN
 
     metrics = {
@@ -162,6 +161,45 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
         _write_report(run_dir)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def find_phase_learning_rate(recipe, phase_index: int, steps=100, start=1e-7, end=10.0, strategy=None):
+    """Runs the LR finder on phase `phase_index` of `recipe` as `train` would train it; an `LRFindResult`.
+
+    The phase starts from the weights of the last earlier phase finished in `run_dir` (a fresh model
+    when there is none). The sweep restores the weights afterwards and writes
+    `run_dir/lr_find/<phase>.csv` and `.png`.
+    """
+    if not 0 <= phase_index < len(recipe.phases):
+        names = ", ".join(f"{i} ({p.name})" for i, p in enumerate(recipe.phases))
+        raise ConfigError(f"--phase {phase_index}: recipe {recipe.name!r} has the phases {names}; give one of those numbers.")
+    try:
+        check_arguments(start, end, steps)
+    except ValueError as e:
+        raise ConfigError(f"{e} (--start, --end, --steps)") from None
+    strategy = strategy or make_strategy(recipe.distribute)
+    run_dir = recipe.resolved_run_dir
+    with run_dir_lock(run_dir, enabled=is_chief(strategy)):
+        prepared = prepare(recipe, strategy)
+        phase = recipe.phases[phase_index]
+        state = RunState.load(run_dir)
+        finished = [p.name for p in recipe.phases[:phase_index] if p.name in state.completed]
+        if finished:
+            state.restore(finished[-1], prepared.model)
+            logger.info(f"lr-find: phase {phase.name!r} starts from the weights of phase {finished[-1]!r} in {run_dir}")
+        elif phase_index:
+            logger.warning(
+                f"lr-find: no earlier phase has finished in {run_dir}, so phase {phase.name!r} is swept from the "
+                "new model (untrained head); train the earlier phases first for the rate a run would use."
+            )
+        return _phase_runner(prepared, recipe).find_learning_rate(phase, steps=steps, start=start, end=end)
+
+
+def _phase_runner(prepared, recipe, callbacks=()) -> PhaseRunner:
+    return PhaseRunner(
+        prepared.model, prepared.head, prepared.backbone, prepared.splits, recipe, recipe.resolved_run_dir,
+        strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
+    )
 
 
 def _write_report(run_dir: str) -> None:
