@@ -134,3 +134,17 @@ def test_auto_is_the_only_word_a_learning_rate_accepts(tmp_path):
         PhaseConfig(learning_rate="fast")
     with pytest.raises(ValueError, match="'auto', not a number; PhaseRunner replaces"):
         make_optimizer(PhaseConfig(learning_rate="auto"), steps_per_epoch=10)
+
+
+def test_the_run_report_shows_the_phase_sweeps(tmp_path):
+    from report_helpers import png_bytes, write_run_dir
+    from tfx_transfer.report import write_report
+
+    run_dir = write_run_dir(tmp_path / "run", extra_plot=False)
+    (run_dir / "lr_find").mkdir()
+    (run_dir / "lr_find" / "fine_tune.png").write_bytes(png_bytes((200, 30, 30)))
+    (run_dir / "lr_find" / "fine_tune.csv").write_text("step,learning_rate,loss,smoothed_loss\n")
+    write_report(run_dir)
+    page = (run_dir / "report.html").read_text()
+    assert '<a href="lr_find/fine_tune.png">lr_find/fine_tune.png</a>' in page
+    assert "fine_tune.csv" not in page

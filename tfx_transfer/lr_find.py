@@ -31,6 +31,8 @@ from tfx_transfer import storage
 from tfx_transfer.log import logger
 
 MAX_STEPS = 1000
+# Where a run keeps its phases' sweeps: run_dir/lr_find/<phase>.csv and .png.
+RUN_SUBDIR = "lr_find"
 # Steps a sweep needs so that suggestions have points left after fastai's trimming.
 MIN_STEPS = 20
 TRAILING_STEPS_DROPPED = 5

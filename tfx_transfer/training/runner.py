@@ -26,7 +26,7 @@ from tfx_transfer.frozen_prefix import split_after_blocks
 from tfx_transfer.guards import DivergenceGuard, StopOnRequest
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
-from tfx_transfer.lr_find import LRFindResult, find_learning_rate
+from tfx_transfer.lr_find import RUN_SUBDIR, LRFindResult, find_learning_rate
 from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers, variable_multipliers
 from tfx_transfer.recipe import AUTO_LEARNING_RATE
 from tfx_transfer.training import submodels
@@ -189,7 +189,7 @@ class PhaseRunner:
         return find_learning_rate(
             inputs.trained, inputs.train, start=start, end=end, steps=steps,
             class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
-            out_dir=storage.join(self.run_dir, "lr_find") if self.chief else None, name=phase.name,
+            out_dir=storage.join(self.run_dir, RUN_SUBDIR) if self.chief else None, name=phase.name,
         )
 
     def _learning_rate(self, phase, inputs) -> tuple[float, str]:
@@ -207,7 +207,7 @@ class PhaseRunner:
             index = self.recipe.phases.index(phase)
             raise ConfigError(
                 f"phase {phase.name!r}: learning_rate auto: the LR finder's loss diverged after "
-                f"{len(result.learning_rates)} steps, too early to suggest a rate (curve in {self.run_dir}/lr_find). "
+                f"{len(result.learning_rates)} steps, too early to suggest a rate (see {result.csv_path}). "
                 f"Set a number instead, e.g. --set phases.{index}.learning_rate=1e-4."
             )
         logger.info(f"phase {phase.name!r}: learning_rate auto -> {result.valley:.3g} (valley)")
