@@ -148,3 +148,13 @@ def test_the_run_report_shows_the_phase_sweeps(tmp_path):
     page = (run_dir / "report.html").read_text()
     assert '<a href="lr_find/fine_tune.png">lr_find/fine_tune.png</a>' in page
     assert "fine_tune.csv" not in page
+
+
+def test_auto_stops_with_what_to_set_when_the_finder_has_no_suggestion(tmp_path, monkeypatch):
+    from tfx_transfer.lr_find import LRFindResult
+
+    diverged = LRFindResult([1e-7] * 8, [9.0] * 8, [9.0] * 8, valley=None, steepest=None, diverged=True)
+    monkeypatch.setattr(PhaseRunner, "find_learning_rate", lambda *args, **kwargs: diverged)
+    runner = _runner(tmp_path / "run", [{"name": "head", "epochs": 1, "learning_rate": "auto"}])
+    with pytest.raises(ConfigError, match=r"phase 'head': learning_rate auto: .*diverged after 8 steps.*--set phases\.0\.learning_rate="):
+        runner.run()

@@ -207,7 +207,8 @@ class PhaseRunner:
             index = self.recipe.phases.index(phase)
             raise ConfigError(
                 f"phase {phase.name!r}: learning_rate auto: the LR finder's loss diverged after "
-                f"{len(result.learning_rates)} steps, too early to suggest a rate (see {result.csv_path}). "
+                f"{len(result.learning_rates)} steps, too early to suggest a rate "
+                f"(curves in {storage.join(self.run_dir, RUN_SUBDIR)}). "
                 f"Set a number instead, e.g. --set phases.{index}.learning_rate=1e-4."
             )
         logger.info(f"phase {phase.name!r}: learning_rate auto -> {result.valley:.3g} (valley)")
