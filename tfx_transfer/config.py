@@ -150,9 +150,12 @@ def _describe(tp) -> str:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
     return " or ".join(
         " or ".join(repr(c) for c in typing.get_args(a)) if typing.get_origin(a) is typing.Literal
-        else getattr(a, "__name__", str(a))
+        else _KIND_NAMES.get(a, getattr(a, "__name__", str(a)))
         for a in args
     )
+
+
+_KIND_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
