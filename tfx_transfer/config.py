@@ -41,19 +41,22 @@ def _convert(tp, value, path):
             return None
         if isinstance(value, str) and str in options:
             return value
-        errors = []
+        errors, words = [], []
         for option in options:
             if option is type(None):
+                continue
+            if typing.get_origin(option) is typing.Literal:
+                if value in typing.get_args(option):
+                    return value
+                words += typing.get_args(option)
                 continue
             try:
                 return _convert(option, value, path)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(
-            f"{path}: expected {_describe(tp)}, received {value!r}."
-            if len(errors) != 1
-            else errors[0]
-        )
+        if len(errors) != 1:
+            raise ConfigError(f"{path}: expected {_describe(tp)}, received {value!r}.")
+        raise ConfigError(errors[0] + (f" Or write {' or '.join(repr(w) for w in words)}." if words else ""))
     if dataclasses.is_dataclass(tp):
         if value is None:
             value = {}
@@ -148,14 +151,7 @@ def _read_number(value, syntax: re.Pattern) -> int | float | None:
 
 def _describe(tp) -> str:
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    return " or ".join(
-        " or ".join(repr(c) for c in typing.get_args(a)) if typing.get_origin(a) is typing.Literal
-        else _KIND_NAMES.get(a, getattr(a, "__name__", str(a)))
-        for a in args
-    )
-
-
-_KIND_NAMES = {float: "a number", int: "an integer", str: "a string", bool: "true or false"}
+    return " or ".join(getattr(a, "__name__", str(a)) for a in args)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
