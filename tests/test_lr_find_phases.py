@@ -53,8 +53,8 @@ def test_cli_lr_find_writes_the_curve_and_prints_a_rate_the_recipe_accepts(tmp_p
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--phase", "2"], "--phase 2: recipe 'smoke_synthetic' has the phases 0 (head), 1 (fine_tune)"),
-        (["--phase", "-1"], "--phase -1"),
+        (["--phase", "2"], "phase index 2 (--phase) is out of range: recipe 'smoke_synthetic' has the phases 0 (head), 1 (fine_tune)"),
+        (["--phase", "-1"], "phase index -1 (--phase)"),
         (["--steps", "5000"], r"steps must be in [20, 1000], received 5000"),
         (["--start", "1", "--end", "0.1"], "0 < start < end, received start=1.0, end=0.1"),
     ],
@@ -158,3 +158,13 @@ def test_auto_stops_with_what_to_set_when_the_finder_has_no_suggestion(tmp_path,
     runner = _runner(tmp_path / "run", [{"name": "head", "epochs": 1, "learning_rate": "auto"}])
     with pytest.raises(ConfigError, match=r"phase 'head': learning_rate auto: .*diverged after 8 steps.*--set phases\.0\.learning_rate="):
         runner.run()
+
+
+def test_cli_lr_find_starts_a_later_phase_from_the_earlier_phase_finished_in_run_dir(tmp_path, capsys, caplog):
+    run_dir = tmp_path / "run"
+    tiny = [*TINY, "--set", f"run_dir={run_dir}", "--set", "export.enabled=false"]
+    assert main(["train", SMOKE, *tiny, "--set", "phases.0.epochs=1", "--set", "phases.1.epochs=1"]) == 0
+    with caplog.at_level("INFO", logger="tfx_transfer"):
+        assert main(["lr-find", SMOKE, "--phase", "1", "--steps", "20", *tiny]) == 0
+    assert f"lr-find: phase 'fine_tune' starts from the weights of phase 'head' in {run_dir}" in caplog.text
+    assert "use it: --set phases.1.learning_rate=" in capsys.readouterr().out

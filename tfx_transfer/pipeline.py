@@ -169,10 +169,18 @@ def find_phase_learning_rate(recipe, phase_index: int, steps=100, start=1e-7, en
     The phase starts from the weights of the last earlier phase finished in `run_dir` (a fresh model
     when there is none). The sweep restores the weights afterwards and writes
     `run_dir/lr_find/<phase>.csv` and `.png`.
+
+    ```python
+    result = find_phase_learning_rate(load_recipe("recipes/smoke_synthetic.yaml"), phase_index=1)
+    print(result.valley, result.plot_path)   # runs/smoke_synthetic/lr_find/fine_tune.png
+    ```
     """
     if not 0 <= phase_index < len(recipe.phases):
         names = ", ".join(f"{i} ({p.name})" for i, p in enumerate(recipe.phases))
-        raise ConfigError(f"--phase {phase_index}: recipe {recipe.name!r} has the phases {names}; give one of those numbers.")
+        raise ConfigError(
+            f"phase index {phase_index} (--phase) is out of range: recipe {recipe.name!r} has the phases {names}; "
+            "give one of those numbers."
+        )
     try:
         check_arguments(start, end, steps)
     except ValueError as e:
