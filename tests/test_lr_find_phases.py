@@ -168,3 +168,51 @@ def test_cli_lr_find_starts_a_later_phase_from_the_earlier_phase_finished_in_run
         assert main(["lr-find", SMOKE, "--phase", "1", "--steps", "20", *tiny]) == 0
     assert f"lr-find: phase 'fine_tune' starts from the weights of phase 'head' in {run_dir}" in caplog.text
     assert "use it: --set phases.1.learning_rate=" in capsys.readouterr().out
+
+
+MIRRORED_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path[:0] = [{tests!r}]
+import numpy as np
+from harness import tiny_resnet
+from test_training import _recipe, _splits
+from tfx_transfer.model import build_model
+from tfx_transfer.training import PhaseRunner
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+phases = [{{"name": "head", "epochs": 1, "learning_rate": "auto"}},
+          {{"name": "fine_tune", "epochs": 1, "freeze": {{"last_blocks": 1}}, "learning_rate": "auto",
+            "layer_decay": 0.5, "cache_features": False}}]
+recipe = _recipe({run_dir!r}, phases)
+with strategy.scope():
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+runner = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir, strategy=strategy)
+before = [v.numpy() for v in model.weights]
+runner.find_learning_rate(recipe.phases[1], steps=20)
+restored = all(np.array_equal(a, v.numpy()) for a, v in zip(before, model.weights))
+results = runner.run()
+print(json.dumps({{"restored": restored, "rates": [[r.learning_rate, r.learning_rate_source] for r in results]}}))
+"""
+
+
+@pytest.mark.slow
+def test_auto_and_the_sweep_work_under_mirrored_strategy_on_two_logical_cpus(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = MIRRORED_SCRIPT.format(tests=os.path.dirname(__file__), run_dir=str(tmp_path / "run"))
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    payload = json.loads(result.stdout.strip().splitlines()[-1])
+    assert payload["restored"]
+    assert [source for _, source in payload["rates"]] == ["lr_find", "lr_find"]
+    assert all(rate > 0 for rate, _ in payload["rates"])

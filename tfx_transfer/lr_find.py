@@ -25,6 +25,7 @@ import dataclasses
 import io
 import math
 
+import keras
 import numpy as np
 
 from tfx_transfer import storage
@@ -171,7 +172,8 @@ def _settable_optimizer(model):
     if optimizer is None:
         raise ValueError("lr-find needs a compiled model: call model.compile(optimizer, loss) first.")
     try:
-        optimizer.learning_rate = float(optimizer.learning_rate)
+        # convert_to_numpy, not float(): float() of a rate variable created under MirroredStrategy raises TypeError
+        optimizer.learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
     except (TypeError, AttributeError):  # a LearningRateSchedule; MultiOptimizer has no single rate
         raise ValueError(
             f"lr-find sets the learning rate at every step, but {type(optimizer).__name__} has no float "
