@@ -32,6 +32,7 @@ _PUBLIC = {
     "recipe_from_dict": "tfx_transfer.recipe:recipe_from_dict",
     "ConfigError": "tfx_transfer.config:ConfigError",
     "train": "tfx_transfer.pipeline:train",
+    "find_phase_learning_rate": "tfx_transfer.pipeline:find_phase_learning_rate",
     "RunResult": "tfx_transfer.pipeline:RunResult",
     "resolve_backbone": "tfx_transfer.backbones.registry:resolve",
     "register_source": "tfx_transfer.backbones.registry:register_source",

@@ -1,8 +1,9 @@
-"""The `tfx-transfer` command: train, inspect, predict, and dataset helpers.
+"""The `tfx-transfer` command: train, inspect, lr-find, predict, and dataset helpers.
 
 ```
 tfx-transfer train recipes/fashion_mnist_efficientnet_lite0.yaml --set phases.0.epochs=2
 tfx-transfer inspect recipes/fashion_mnist_efficientnet_lite0.yaml --layers
+tfx-transfer lr-find recipes/fashion_mnist_efficientnet_lite0.yaml --phase 1
 tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
 tfx-transfer report runs/fashion_mnist
 tfx-transfer compare runs/a runs/b --output comparison.html
@@ -142,6 +143,18 @@ def _parser() -> argparse.ArgumentParser:
     inspect.add_argument("--layers", action="store_true", help="one row per layer instead of per block")
     inspect.set_defaults(run=_inspect)
 
+    lr_find = commands.add_parser(
+        "lr-find", help="sweep a phase's learning rate on what it trains, plot the loss, suggest a rate"
+    )
+    lr_find.add_argument("recipe")
+    lr_find.add_argument("--phase", type=int, default=0, help="the phase's index in recipe.phases (default 0)")
+    lr_find.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    lr_find.add_argument("--steps", type=int, default=100,
+                         help="at most this many batches, one per rate (default 100)")
+    lr_find.add_argument("--start", type=float, default=1e-7, help="the first learning rate (default 1e-7)")
+    lr_find.add_argument("--end", type=float, default=10.0, help="the last learning rate (default 10)")
+    lr_find.set_defaults(run=_lr_find)
+
     predict = commands.add_parser("predict", help="classify files with an exported SavedModel or a TF Serving server")
     predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest); "
                                             "with --server, the first file")
@@ -235,6 +248,27 @@ def _inspect(args):
         print(f"\nphase {phase.name!r} (the head trains in every phase; BatchNorm {phase.freeze.batchnorm}):")
         print(f"trains as {plan.describe()}")
         print(freeze_table(backbone, layers=args.layers))
+
+
+def _lr_find(args):
+    from tfx_transfer.pipeline import find_phase_learning_rate
+    from tfx_transfer.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    result = find_phase_learning_rate(recipe, args.phase, steps=args.steps, start=args.start, end=args.end)
+    name = recipe.phases[args.phase].name
+    rates = result.learning_rates
+    stopped = " (stopped: the loss diverged)" if result.diverged else ""
+    print(f"phase {args.phase} ({name}): {len(rates)} steps, learning rate {rates[0]:.3g} to {rates[-1]:.3g}{stopped}")
+    if result.csv_path:
+        print(f"curve: {result.csv_path} {result.plot_path}")
+    if result.valley is None:
+        raise ValueError(
+            f"lr-find: the loss diverged after {len(rates)} of {args.steps} steps, too early to suggest a rate; "
+            f"lower --start (was {args.start:g}) or raise --steps."
+        )
+    print(f"suggested learning rate: {result.valley:.3g} (valley), {result.steepest:.3g} (steepest)")
+    print(f"use it: --set phases.{args.phase}.learning_rate={result.valley:.3g}")
 
 
 def _predict(args):

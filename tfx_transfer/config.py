@@ -41,19 +41,22 @@ def _convert(tp, value, path):
             return None
         if isinstance(value, str) and str in options:
             return value
-        errors = []
+        errors, words = [], []
         for option in options:
             if option is type(None):
+                continue
+            if typing.get_origin(option) is typing.Literal:
+                if value in typing.get_args(option):
+                    return value
+                words += typing.get_args(option)
                 continue
             try:
                 return _convert(option, value, path)
             except ConfigError as e:
                 errors.append(str(e))
-        raise ConfigError(
-            f"{path}: expected {_describe(tp)}, received {value!r}."
-            if len(errors) != 1
-            else errors[0]
-        )
+        if len(errors) != 1:
+            raise ConfigError(f"{path}: expected {_describe(tp)}, received {value!r}.")
+        raise ConfigError(errors[0] + (f" Or write {' or '.join(repr(w) for w in words)}." if words else ""))
     if dataclasses.is_dataclass(tp):
         if value is None:
             value = {}

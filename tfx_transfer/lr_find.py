@@ -25,12 +25,15 @@ import dataclasses
 import io
 import math
 
+import keras
 import numpy as np
 
 from tfx_transfer import storage
 from tfx_transfer.log import logger
 
 MAX_STEPS = 1000
+# Where a run keeps its phases' sweeps: run_dir/lr_find/<phase>.csv and .png.
+RUN_SUBDIR = "lr_find"
 # Steps a sweep needs so that suggestions have points left after fastai's trimming.
 MIN_STEPS = 20
 TRAILING_STEPS_DROPPED = 5
@@ -51,14 +54,15 @@ class LRFindResult:
 
 
 def find_learning_rate(
-    model, dataset, start=1e-7, end=10.0, steps=100, stop_factor=4.0, smoothing=0.98, class_weight=None, out_dir=None
+    model, dataset, start=1e-7, end=10.0, steps=100, stop_factor=4.0, smoothing=0.98, class_weight=None, out_dir=None,
+    name="lr_find",
 ) -> LRFindResult:
     """Sweeps the learning rate of compiled `model` over batches of `dataset` (repeated as needed).
 
     `dataset` yields batched `(inputs, targets)` as `fit` takes them. With `out_dir`, writes
-    `lr_find.csv` (step, learning_rate, loss, smoothed_loss) and `lr_find.png` there.
+    `<name>.csv` (step, learning_rate, loss, smoothed_loss) and `<name>.png` there.
     """
-    _check_arguments(start, end, steps, stop_factor, smoothing)
+    check_arguments(start, end, steps, stop_factor, smoothing)
     optimizer = _settable_optimizer(model)
     with model.distribute_strategy.scope():
         if not optimizer.built:
@@ -91,8 +95,8 @@ def find_learning_rate(
     valley, steepest = suggest(rates, smoothed, steps)
     result = LRFindResult(rates, losses, smoothed, valley, steepest, diverged)
     if out_dir is not None:
-        result.csv_path = _write_csv(result, storage.join(out_dir, "lr_find.csv"))
-        result.plot_path = _write_plot(result, storage.join(out_dir, "lr_find.png"))
+        result.csv_path = _write_csv(result, storage.join(out_dir, f"{name}.csv"))
+        result.plot_path = _write_plot(result, storage.join(out_dir, f"{name}.png"))
     if valley is None:
         logger.warning(
             f"lr-find: the loss diverged after {len(rates)} of {steps} steps, too early to suggest a rate; "
@@ -151,7 +155,8 @@ def steepest(rates, losses) -> float:
     return float(rates[int(np.argmin(slopes))])
 
 
-def _check_arguments(start, end, steps, stop_factor, smoothing):
+def check_arguments(start, end, steps, stop_factor=4.0, smoothing=0.98):
+    """Raises ValueError naming the first argument of a sweep that is out of range."""
     if not 0 < start < end:
         raise ValueError(f"lr-find needs 0 < start < end, received start={start}, end={end}.")
     if not MIN_STEPS <= steps <= MAX_STEPS:
@@ -167,7 +172,8 @@ def _settable_optimizer(model):
     if optimizer is None:
         raise ValueError("lr-find needs a compiled model: call model.compile(optimizer, loss) first.")
     try:
-        optimizer.learning_rate = float(optimizer.learning_rate)
+        # convert_to_numpy, not float(): float() of a rate variable created under MirroredStrategy raises TypeError
+        optimizer.learning_rate = float(keras.ops.convert_to_numpy(optimizer.learning_rate))
     except (TypeError, AttributeError):  # a LearningRateSchedule; MultiOptimizer has no single rate
         raise ValueError(
             f"lr-find sets the learning rate at every step, but {type(optimizer).__name__} has no float "

@@ -29,11 +29,13 @@ from tfx_transfer.export import export_saved_model
 from tfx_transfer.guards import require_finite
 from tfx_transfer.locks import run_dir_lock
 from tfx_transfer.log import logger
+from tfx_transfer.lr_find import check_arguments
 from tfx_transfer.litert.run import export_recipe_litert
 from tfx_transfer.model import build_model
 from tfx_transfer.report import write_report
 from tfx_transfer.report.examples import save_test_examples
 from tfx_transfer.training import PhaseRunner
+from tfx_transfer.training.state import RunState
 
 
 @dataclasses.dataclass
@@ -111,11 +113,8 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     def test_metrics(probabilities, labels):
         return classification_report(probabilities, labels, splits.class_names, recipe.head.kind, recipe.head.threshold)
 
-    phases = PhaseRunner(
-        model, prepared.head, prepared.backbone, splits, recipe, run_dir,
-        strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
-        evaluate_test=(lambda: test_metrics(*test_predictions())) if splits.test is not None else None,
-    ).run()
+    evaluate_test = (lambda: test_metrics(*test_predictions())) if splits.test is not None else None
+    phases = _phase_runner(prepared, recipe, callbacks, evaluate_test).run()
     require_finite(model)  # the guards stop a diverging phase; this keeps any other path from saving NaN
 
     metrics = {
@@ -168,6 +167,54 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         storage.write_json_atomic(storage.join(run_dir, "metrics.json"), metrics)
         _write_report(run_dir)
     return RunResult(model=model, run_dir=run_dir, export_dir=export_dir, metrics=metrics)
+
+
+def find_phase_learning_rate(recipe, phase_index: int, steps=100, start=1e-7, end=10.0, strategy=None):
+    """Runs the LR finder on phase `phase_index` of `recipe` as `train` would train it; an `LRFindResult`.
+
+    The phase starts from the weights of the last earlier phase finished in `run_dir` (a fresh model
+    when there is none). The sweep restores the weights afterwards and writes
+    `run_dir/lr_find/<phase>.csv` and `.png`.
+
+    ```python
+    result = find_phase_learning_rate(load_recipe("recipes/smoke_synthetic.yaml"), phase_index=1)
+    print(result.valley, result.plot_path)   # runs/smoke_synthetic/lr_find/fine_tune.png
+    ```
+    """
+    if not 0 <= phase_index < len(recipe.phases):
+        names = ", ".join(f"{i} ({p.name})" for i, p in enumerate(recipe.phases))
+        raise ConfigError(
+            f"phase index {phase_index} (--phase) is out of range: recipe {recipe.name!r} has the phases {names}; "
+            "give one of those numbers."
+        )
+    try:
+        check_arguments(start, end, steps)
+    except ValueError as e:
+        raise ConfigError(f"{e} (--start, --end, --steps)") from None
+    strategy = strategy or make_strategy(recipe.distribute)
+    run_dir = recipe.resolved_run_dir
+    with run_dir_lock(run_dir, enabled=is_chief(strategy)):
+        prepared = prepare(recipe, strategy)
+        phase = recipe.phases[phase_index]
+        state = RunState.load(run_dir)
+        finished = [p.name for p in recipe.phases[:phase_index] if p.name in state.completed]
+        if finished:
+            state.restore(finished[-1], prepared.model)
+            logger.info(f"lr-find: phase {phase.name!r} starts from the weights of phase {finished[-1]!r} in {run_dir}")
+        elif phase_index:
+            logger.warning(
+                f"lr-find: no earlier phase has finished in {run_dir}, so phase {phase.name!r} is swept from the "
+                "new model (untrained head); train the earlier phases first for the rate a run would use."
+            )
+        return _phase_runner(prepared, recipe).find_learning_rate(phase, steps=steps, start=start, end=end)
+
+
+def _phase_runner(prepared, recipe, callbacks=(), evaluate_test=None) -> PhaseRunner:
+    return PhaseRunner(
+        prepared.model, prepared.head, prepared.backbone, prepared.splits, recipe, recipe.resolved_run_dir,
+        strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
+        evaluate_test=evaluate_test,
+    )
 
 
 def _write_report(run_dir: str) -> None:

@@ -141,6 +141,9 @@ class FreezeConfig:
             raise ConfigError(f"freeze.last_blocks must be >= 0, received {self.last_blocks}.")
 
 
+AUTO_LEARNING_RATE = "auto"
+
+
 @dataclasses.dataclass
 class PhaseConfig:
     """One training phase: what trains, with which optimizer and schedule, for how long.
@@ -150,14 +153,15 @@ class PhaseConfig:
     e.g. `"transformer_layer_[0-3]": 0.1`) to multipliers that override the decay for those blocks.
     The phase keeps the weights of its best epoch by `monitor` (`val_loss`, `val_accuracy` or
     `val_macro_f1`) when `keep_best_epoch` is on; `early_stopping_patience` counts epochs without
-    improvement of the same monitor.
+    improvement of the same monitor. `learning_rate: auto` runs the LR finder (`tfx_transfer.lr_find`)
+    on what the phase trains just before it, and trains at its `valley` suggestion.
     """
 
     name: str = "head"
     epochs: int = 5
     freeze: FreezeConfig = dataclasses.field(default_factory=FreezeConfig)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
-    learning_rate: float = 1e-3
+    learning_rate: float | Literal["auto"] = 1e-3
     weight_decay: float = 0.0
     schedule: Literal["constant", "cosine", "linear"] = "constant"
     warmup_epochs: float = 0.0
@@ -178,7 +182,13 @@ class PhaseConfig:
             raise ConfigError(str(e)) from None
         if self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be at least 1, received {self.epochs}.")
-        if self.learning_rate <= 0:
+        if isinstance(self.learning_rate, str):
+            if self.learning_rate != AUTO_LEARNING_RATE:
+                raise ConfigError(
+                    f"phase {self.name!r}: learning_rate must be a positive number or 'auto', "
+                    f"received {self.learning_rate!r}."
+                )
+        elif self.learning_rate <= 0:
             raise ConfigError(
                 f"phase {self.name!r}: learning_rate must be positive, received {self.learning_rate}."
             )

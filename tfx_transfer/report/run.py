@@ -17,6 +17,7 @@ import posixpath
 import yaml
 
 from tfx_transfer import storage
+from tfx_transfer.lr_find import RUN_SUBDIR
 
 METRICS_FILE = "metrics.json"
 RECIPE_FILE = "recipe.yaml"
@@ -98,12 +99,22 @@ def load_run(run_dir) -> Run:
         recipe_text=recipe_text,
         phases=phase_curves(metrics.get("phases") or [], recipe.get("phases") or []),
         worst_errors=worst_errors,
-        extra_plots={
-            name: read_bounded(storage.join(run_dir, name), MAX_EXTRA_PLOT_BYTES)
-            for name in storage.listdir(run_dir)
-            if fnmatch.fnmatch(name.lower(), "*.png") and name not in OWN_PLOTS
-        },
+        extra_plots=_extra_plots(run_dir),
     )
+
+
+def _extra_plots(run_dir: str) -> dict:
+    """The other `*.png` in the run dir and the LR finder's curves (`lr_find/<phase>.png`), by path in the run dir."""
+    plots = {}
+    for folder in ("", RUN_SUBDIR):
+        path = storage.join(run_dir, folder) if folder else run_dir
+        if not storage.isdir(path):
+            continue
+        for name in storage.listdir(path):
+            relative = f"{folder}/{name}" if folder else name
+            if fnmatch.fnmatch(name.lower(), "*.png") and relative not in OWN_PLOTS:
+                plots[relative] = read_bounded(storage.join(run_dir, relative), MAX_EXTRA_PLOT_BYTES)
+    return plots
 
 
 def phase_curves(phases: list, recipe_phases: list) -> list:

@@ -4,9 +4,10 @@
 - `state`: `state.json` and the checkpoints of completed phases.
 - `cache`: cached outputs of frozen layers under typed keys.
 - `schedule`: `make_optimizer` and `WarmupDecay`.
+- `lr_choice`: the rate a `learning_rate: auto` phase chose, kept with its backups for a resume.
 - `datasets`: batching, loss targets (through the head kind), class weights.
 - `callbacks`, `submodels`: a phase's callbacks, and the parts of the model it trains.
-- `runner`: `PhaseRunner`.
+- `runner`: `PhaseRunner` (and `phase_inputs` / `find_learning_rate`, shared by training and `lr-find`).
 
 Example:
 
@@ -17,10 +18,11 @@ results = PhaseRunner(model, head, backbone, splits, recipe, run_dir="runs/flowe
 
 from tfx_transfer.training.datasets import balanced_class_weights, batch_dataset
 from tfx_transfer.training.plan import PhasePlan, plan_phases
-from tfx_transfer.training.runner import PhaseResult, PhaseRunner
+from tfx_transfer.training.runner import PhaseInputs, PhaseResult, PhaseRunner
 from tfx_transfer.training.schedule import WarmupDecay, make_optimizer
 
 __all__ = [
+    "PhaseInputs",
     "PhasePlan",
     "PhaseResult",
     "PhaseRunner",

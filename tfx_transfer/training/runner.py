@@ -18,6 +18,7 @@ import tensorflow as tf
 import tfx_transfer.storage as storage
 from tfx_transfer.backup import EpochBackup, discard
 from tfx_transfer.best_epoch import BestEpoch, monitor_metrics
+from tfx_transfer.config import ConfigError
 from tfx_transfer.distribute import is_chief
 from tfx_transfer.epoch_log import EpochLog
 from tfx_transfer.freezing import apply_freeze_selection, select_trainable
@@ -25,11 +26,14 @@ from tfx_transfer.frozen_prefix import split_after_blocks
 from tfx_transfer.guards import DivergenceGuard, StopOnRequest
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
+from tfx_transfer.lr_find import RUN_SUBDIR, LRFindResult, find_learning_rate
 from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers, variable_multipliers
+from tfx_transfer.recipe import AUTO_LEARNING_RATE
 from tfx_transfer.training import submodels
 from tfx_transfer.training.cache import POOLED_FEATURES, FeatureCache, FrozenBlockOutputs
 from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, with_length
-from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, plan_phase
+from tfx_transfer.training.lr_choice import record_choice, recorded_choice
+from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, PhasePlan, plan_phase
 from tfx_transfer.training.schedule import make_optimizer
 from tfx_transfer.training.state import RunState
 
@@ -50,6 +54,21 @@ class PhaseResult:
     best_epoch: dict = dataclasses.field(default_factory=dict)
     # Test metrics of the model as this phase left it (every phase but the last; the last's are `test`).
     test: dict | None = None
+    # The rate the phase trained at, and "recipe" or "lr_find" (`learning_rate: auto`); None in older runs.
+    learning_rate: float | None = None
+    learning_rate_source: str = "recipe"
+
+
+@dataclasses.dataclass
+class PhaseInputs:
+    """What a phase trains (`PhaseRunner.phase_inputs`): its plan, the model `fit` runs (the full model, or
+    the part on cached inputs) and its batched train and validation sets."""
+
+    plan: PhasePlan
+    trained: keras.Model
+    train: tf.data.Dataset
+    val: tf.data.Dataset | None
+    steps_per_epoch: int
 
 
 class PhaseRunner:
@@ -101,31 +120,13 @@ class PhaseRunner:
         return results
 
     def run_phase(self, phase, next_phase=None) -> PhaseResult:
-        """Trains one phase as `plan(phase, next_phase)` says."""
-        plan = self.plan(phase, next_phase)
-        with self.strategy.scope():
-            apply_freeze_selection(self.backbone, plan.selection)
-        train_set, val_set = self._inputs(plan)
-        batch_size = self.recipe.data.batch_size
-        train = batch_dataset(
-            train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
-            shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
-        )
-        val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
-        steps = max(1, -(-int(train_set.cardinality()) // batch_size))
-        block_rates = block_multipliers(self.backbone, phase.layer_decay, phase.lr_multipliers)
-        threshold = self.recipe.head.threshold
-        with self.strategy.scope():
-            trained = self._trained_model(plan)
-            trained.compile(
-                optimizer=make_optimizer(
-                    phase, steps, variable_multipliers(self.backbone, block_rates), trained.trainable_variables
-                ),
-                loss=self.kind.loss(phase.label_smoothing),
-                metrics=self.kind.metrics(self.num_classes, threshold)
-                + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
-                jit_compile=self.recipe.distribute.jit_compile,
-            )
+        """Trains one phase as `plan(phase, next_phase)` says; `learning_rate: auto` runs the LR finder first."""
+        index = self.recipe.phases.index(phase)
+        inputs = self.phase_inputs(phase, next_phase)
+        learning_rate, source = self._learning_rate(phase, inputs)
+        phase = dataclasses.replace(phase, learning_rate=learning_rate)
+        block_rates = self._compile(inputs, phase)
+        plan = inputs.plan
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
         trained_rates = {b: rate for b, rate in block_rates.items() if b in plan.selection.trainable_blocks}
         logger.info(
@@ -139,13 +140,12 @@ class PhaseRunner:
             self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
             history_csv=storage.join(self.run_dir, f"history_{phase.name}.csv"),
         )
-        index = self.recipe.phases.index(phase)
         guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
-        best = self._best_epoch(phase) if val is not None else None
+        best = self._best_epoch(phase) if inputs.val is not None else None
         start = time.perf_counter()
-        trained.fit(
-            train,
-            validation_data=val,
+        inputs.trained.fit(
+            inputs.train,
+            validation_data=inputs.val,
             epochs=phase.epochs,
             class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
             callbacks=[
@@ -166,7 +166,82 @@ class PhaseRunner:
             trainable_params=trainable_params,
             cached_frozen_blocks=list(plan.frozen_blocks) if plan.mode == ON_FROZEN_PREFIX else [],
             best_epoch=best.outcome if best else {},
+            learning_rate=learning_rate,
+            learning_rate_source=source,
         )
+
+    def phase_inputs(self, phase, next_phase=None) -> PhaseInputs:
+        """Plans `phase`, sets its trainable flags and builds what it trains on (cached features or prefix
+        outputs, or the splits), batched as `fit` takes them."""
+        plan = self.plan(phase, next_phase)
+        with self.strategy.scope():
+            apply_freeze_selection(self.backbone, plan.selection)
+            trained = self._trained_model(plan)
+        train_set, val_set = self._inputs(plan)
+        batch_size = self.recipe.data.batch_size
+        train = batch_dataset(
+            train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
+            shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
+        )
+        val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
+        steps = max(1, -(-int(train_set.cardinality()) // batch_size))
+        return PhaseInputs(plan, trained, train, val, steps)
+
+    def find_learning_rate(self, phase, inputs=None, steps=100, start=1e-7, end=10.0) -> LRFindResult:
+        """Sweeps `phase`'s learning rate (see `tfx_transfer.lr_find`) on what the phase trains, with its
+        optimizer, multipliers and class weights at a constant rate, then restores the weights.
+
+        `inputs` are `phase_inputs(phase)` (built when not given). The chief writes the curve to
+        `run_dir/lr_find/<phase>.csv` and `.png`.
+        """
+        inputs = inputs or self.phase_inputs(phase)
+        self._compile(inputs, dataclasses.replace(phase, learning_rate=start, schedule="constant", warmup_epochs=0.0))
+        return find_learning_rate(
+            inputs.trained, inputs.train, start=start, end=end, steps=steps,
+            class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
+            out_dir=storage.join(self.run_dir, RUN_SUBDIR) if self.chief else None, name=phase.name,
+        )
+
+    def _learning_rate(self, phase, inputs) -> tuple[float, str]:
+        """`(rate, source)`: the recipe's rate, or for `auto` the finder's valley (recorded, so a resumed
+        phase reuses it instead of sweeping again)."""
+        if phase.learning_rate != AUTO_LEARNING_RATE:
+            return phase.learning_rate, "recipe"
+        recorded = recorded_choice(self._backup_dir(phase))
+        if recorded:
+            rate, suggestion = recorded
+            logger.info(f"phase {phase.name!r}: learning_rate auto -> {rate:.3g} ({suggestion}, chosen before the resume)")
+            return rate, "lr_find"
+        result = self.find_learning_rate(phase, inputs)
+        if result.valley is None:
+            index = self.recipe.phases.index(phase)
+            raise ConfigError(
+                f"phase {phase.name!r}: learning_rate auto: the LR finder's loss diverged after "
+                f"{len(result.learning_rates)} steps, too early to suggest a rate "
+                f"(curves in {storage.join(self.run_dir, RUN_SUBDIR)}). "
+                f"Set a number instead, e.g. --set phases.{index}.learning_rate=1e-4."
+            )
+        logger.info(f"phase {phase.name!r}: learning_rate auto -> {result.valley:.3g} (valley)")
+        if self.chief:
+            record_choice(self._backup_dir(phase), result.valley, "valley")
+        return result.valley, "lr_find"
+
+    def _compile(self, inputs, phase) -> dict:
+        """Compiles `inputs.trained` for `phase` (a numeric learning rate); returns the backbone blocks' multipliers."""
+        block_rates = block_multipliers(self.backbone, phase.layer_decay, phase.lr_multipliers)
+        threshold = self.recipe.head.threshold
+        with self.strategy.scope():
+            inputs.trained.compile(
+                optimizer=make_optimizer(
+                    phase, inputs.steps_per_epoch, variable_multipliers(self.backbone, block_rates),
+                    inputs.trained.trainable_variables,
+                ),
+                loss=self.kind.loss(phase.label_smoothing),
+                metrics=self.kind.metrics(self.num_classes, threshold)
+                + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
+                jit_compile=self.recipe.distribute.jit_compile,
+            )
+        return block_rates
 
     def plan(self, phase, next_phase=None):
         """How `phase` trains (a `PhasePlan`), measuring frozen-block outputs on the data."""

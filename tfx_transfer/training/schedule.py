@@ -62,6 +62,11 @@ def make_optimizer(phase, steps_per_epoch: int, lr_multipliers=None, variables=(
     scale single variables' rates; weight decay never applies to the rank <= 1 `variables`
     (biases, normalisation scales and offsets).
     """
+    if isinstance(phase.learning_rate, str):
+        raise ValueError(
+            f"phase {phase.name!r}: learning_rate is {phase.learning_rate!r}, not a number; PhaseRunner replaces "
+            "'auto' with the LR finder's choice (PhaseRunner.find_learning_rate) before making the optimizer."
+        )
     total = phase.epochs * steps_per_epoch
     warmup = int(round(phase.warmup_epochs * steps_per_epoch))
     learning_rate = (
