@@ -58,6 +58,21 @@ def test_progress_without_a_total_counts_and_times(messages):
     assert messages == ["exporting: 2 signatures, 5 s", "exporting: 2 signatures, 9 s"]
 
 
+def test_predictions_log_their_count_with_what_they_are_for(messages, monkeypatch):
+    import functools
+
+    import tensorflow as tf
+
+    from tfx_transfer import console, evaluate
+
+    monkeypatch.setattr(evaluate, "track", functools.partial(console.track, quiet_seconds=0.0, interval=0.0))
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
+    data = tf.data.Dataset.from_tensor_slices((np.ones((10, 2), "float32"), np.zeros(10, "int32")))
+    evaluate.predict_dataset(model, data, batch_size=4, what="evaluating")
+    assert messages[0].startswith("evaluating: 4/10 examples (40%)") and "left" in messages[0]
+    assert messages[-1].startswith("evaluating: 10/10 examples (100%)")
+
+
 def test_epoch_lines_print_the_recorded_epoch_time(messages, tmp_path):
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse")

@@ -302,7 +302,7 @@ def _fine_tuned(tmp_path, cache_features, cache_limit_mb=1024.0):
     stem = backbone.model.get_layer("stem_conv").get_weights()[0].copy()
     passes = []
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(feature_cache, "predict_dataset", lambda *a: passes.append(a[0].name) or predict_dataset(*a))
+        patch.setattr(feature_cache, "predict_dataset", lambda *a, **k: passes.append(a[0].name) or predict_dataset(*a, **k))
         results = runner.run()
     results[-1].passes = passes
     np.testing.assert_array_equal(backbone.model.get_layer("stem_conv").get_weights()[0], stem)

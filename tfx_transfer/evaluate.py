@@ -4,14 +4,16 @@ import numpy as np
 import tensorflow as tf
 
 from tfx_transfer import stop
+from tfx_transfer.console import track
 from tfx_transfer.data.windows import mean_per_group
 from tfx_transfer.head_kinds import head_kind
 
 
-def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
+def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting"):
     """`(outputs, labels)` of an unbatched `(inputs, label)` dataset, in one pass, as NumPy arrays.
 
-    `outputs` has the structure of the model's output (e.g. a list of arrays).
+    `outputs` has the structure of the model's output (e.g. a list of arrays). A pass longer than
+    a few seconds logs `what` with the count and the time left (`console.track`).
 
     One pass matters: reading the dataset twice (once for `predict`, once for
     the labels) would decode every image or WAV file twice. `jit_compile`
@@ -24,7 +26,9 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False):
         tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), dataset.element_spec[0])
     )
     outputs, labels = [], []
-    for x, y in dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE):
+    total = int(dataset.cardinality())
+    batches = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    for x, y in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
         stop.raise_if_requested(stop.RESUMES_RUN)
         outputs.append(tf.nest.map_structure(np.asarray, step(x)))
         labels.append(y.numpy())
@@ -38,7 +42,7 @@ def predict_probabilities(model, dataset, batch_size: int, kind: str, group_ids=
     the probabilities of one input's windows are averaged into one row per input
     by `windows.mean_per_group`, exactly as the exported model does.
     """
-    outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile)
+    outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile, what="evaluating")
     return average_per_group(np.asarray(head_kind(kind).class_probabilities(outputs)), labels, group_ids)
 
 

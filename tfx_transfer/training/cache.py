@@ -21,12 +21,18 @@ from tfx_transfer.training.datasets import SPLITS
 class PooledFeatures:
     """Cache key: the backbone's pooled outputs, the input of the head after its pooling."""
 
+    def __str__(self):
+        return "backbone features"
+
 
 @dataclasses.dataclass(frozen=True)
 class FrozenBlockOutputs:
     """Cache key: the tensors that leave the frozen blocks `blocks` (the backbone's first blocks)."""
 
     blocks: tuple[str, ...]
+
+    def __str__(self):
+        return f"outputs of the frozen blocks {self.blocks[0]}..{self.blocks[-1]}"
 
 
 POOLED_FEATURES = PooledFeatures()
@@ -49,7 +55,7 @@ class FeatureCache:
                 with self._strategy.scope():
                     extractor = make_extractor()
                 self._entries[(split, key)] = predict_dataset(
-                    extractor, inputs[split], self._batch_size, self._jit_compile
+                    extractor, inputs[split], self._batch_size, self._jit_compile, what=f"caching {key} ({split} split)"
                 )
         return [self.dataset(split, key) for split in SPLITS]
 
