@@ -42,6 +42,14 @@ def test_work_with_nothing_to_save_exits_at_the_first_signal_saying_so():
     assert "SIGINT received: exiting." in result.stderr
 
 
+def test_a_signal_after_the_command_finished_exits_at_once_saying_its_results_are_complete():
+    script = TWO_SIGNALS.replace("stop.handling_signals()", "stop.handling_signals(until_exit=True)").replace(
+        '    signal.raise_signal(signal.SIGINT)\n    time.sleep(5)\n    print', 'signal.raise_signal(signal.SIGTERM)\ntime.sleep(5)\nprint')
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 143 and result.stdout == "requested: SIGINT\n"
+    assert "SIGTERM received after the command had finished: exiting; its results are complete." in result.stderr
+
+
 def test_a_request_is_raised_only_at_a_safe_point_and_forgotten_after_the_block():
     with stop.handling_signals():
         stop.raise_if_requested("nothing")

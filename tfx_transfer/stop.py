@@ -68,7 +68,7 @@ def handling_signals(until_exit: bool = False, graceful: bool = True):
         yield
     finally:
         for s, handler in previous.items():
-            signal.signal(s, _exit_now if until_exit else handler)
+            signal.signal(s, _exit_after_the_command if until_exit else handler)
         _requested = None
         os.close(_console)
         _console = None
@@ -76,6 +76,11 @@ def handling_signals(until_exit: bool = False, graceful: bool = True):
 
 def _exit_saying_so(signum, frame):
     _say(f"{signal.Signals(signum).name} received: exiting.")
+    _exit_now(signum, frame)
+
+
+def _exit_after_the_command(signum, frame):
+    _say(f"{signal.Signals(signum).name} received after the command had finished: exiting; its results are complete.")
     _exit_now(signum, frame)
 
 
