@@ -239,35 +239,44 @@ def load_state_dict(path: os.PathLike) -> dict[str, np.ndarray]:
 
 def _load_zip(path: str, storages: dict[str, _Storage]) -> Any:
     with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
-        if len(pickles) != 1:
-            raise pickle.UnpicklingError(f"{path} is a zip file but not a PyTorch checkpoint (no single data.pkl).")
-        prefix = pickles[0][: -len("data.pkl")]
-        byteorder_name = prefix + "byteorder"
-        if byteorder_name in names and _read_member(archive, byteorder_name, 16).strip() != b"little":
-            raise pickle.UnpicklingError(f"{path} was saved on a big-endian machine; this reader is little-endian only.")
-        pickled = archive.getinfo(pickles[0])
-        if pickled.file_size > MAX_PICKLE_BYTES:
+        try:
+            return _read_zip_checkpoint(archive, path, storages)
+        except OSError as e:
+            # The file opened; a seek or read inside it failed, so its offsets are what is wrong
+            # (a corrupt header offset makes zipfile seek to a negative position).
+            raise pickle.UnpicklingError(f"{path} is not a readable PyTorch state dict (OSError: {e}).") from None
+
+
+def _read_zip_checkpoint(archive: zipfile.ZipFile, path: str, storages: dict[str, _Storage]) -> Any:
+    names = archive.namelist()
+    pickles = [n for n in names if n.endswith("/data.pkl") or n == "data.pkl"]
+    if len(pickles) != 1:
+        raise pickle.UnpicklingError(f"{path} is a zip file but not a PyTorch checkpoint (no single data.pkl).")
+    prefix = pickles[0][: -len("data.pkl")]
+    byteorder_name = prefix + "byteorder"
+    if byteorder_name in names and _read_member(archive, byteorder_name, 16).strip() != b"little":
+        raise pickle.UnpicklingError(f"{path} was saved on a big-endian machine; this reader is little-endian only.")
+    pickled = archive.getinfo(pickles[0])
+    if pickled.file_size > MAX_PICKLE_BYTES:
+        raise pickle.UnpicklingError(
+            f"{path}: {pickles[0]} declares {pickled.file_size} bytes; a state dict's pickle is far "
+            f"smaller (at most {MAX_PICKLE_BYTES} read)."
+        )
+    obj = _StateDictUnpickler(io.BytesIO(archive.read(pickled)), path, storages).load()
+    for key, storage in storages.items():
+        member = f"{prefix}data/{key}"
+        if member not in names:
+            raise pickle.UnpicklingError(f"{path} has no {member} for storage {key!r}.")
+        info = archive.getinfo(member)
+        needed = storage.numel * storage.storage_type.dtype.itemsize
+        if info.compress_type != zipfile.ZIP_STORED or info.file_size < needed:
             raise pickle.UnpicklingError(
-                f"{path}: {pickles[0]} declares {pickled.file_size} bytes; a state dict's pickle is far "
-                f"smaller (at most {MAX_PICKLE_BYTES} read)."
+                f"{path}: {member} holds {info.file_size} bytes"
+                f"{'' if info.compress_type == zipfile.ZIP_STORED else ' compressed'}; storage {key!r} "
+                f"declares {storage.numel} elements ({needed} bytes), stored uncompressed as torch.save writes them."
             )
-        obj = _StateDictUnpickler(io.BytesIO(archive.read(pickled)), path, storages).load()
-        for key, storage in storages.items():
-            member = f"{prefix}data/{key}"
-            if member not in names:
-                raise pickle.UnpicklingError(f"{path} has no {member} for storage {key!r}.")
-            info = archive.getinfo(member)
-            needed = storage.numel * storage.storage_type.dtype.itemsize
-            if info.compress_type != zipfile.ZIP_STORED or info.file_size < needed:
-                raise pickle.UnpicklingError(
-                    f"{path}: {member} holds {info.file_size} bytes"
-                    f"{'' if info.compress_type == zipfile.ZIP_STORED else ' compressed'}; storage {key!r} "
-                    f"declares {storage.numel} elements ({needed} bytes), stored uncompressed as torch.save writes them."
-                )
-            with archive.open(info) as f:
-                storage.data = _storage_array(f.read(needed), storage, path, key)
+        with archive.open(info) as f:
+            storage.data = _storage_array(f.read(needed), storage, path, key)
     return obj
 
 
