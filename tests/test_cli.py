@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from harness import tiny_resnet, write_image_folder
 from tfx_transfer.backbones.registry import register_source
@@ -119,6 +120,19 @@ def test_rerun_resumes_and_refuses_a_different_recipe_in_the_same_run_dir(traine
     assert "phase 'head' already completed" in caplog.text and "phase 'fine_tune' already completed" in caplog.text
     assert main(["train", str(recipe), "--set", "phases.0.epochs=3"]) == 2
     assert "different recipe" in capsys.readouterr().err
+
+
+def test_a_run_whose_recipe_predates_a_new_key_still_resumes(trained, caplog):
+    """A run directory written before a recipe key existed holds no line for it; the key's default
+    is what that run used, so the same command still resumes it."""
+    root, recipe, _ = trained
+    stored = root / "run" / "recipe.yaml"
+    older = yaml.safe_load(stored.read_text())
+    del older["backup_interval_seconds"]
+    stored.write_text(yaml.safe_dump(older, sort_keys=False))
+    with caplog.at_level("INFO", logger="tfx_transfer"):
+        assert main(["train", str(recipe), "--set", "phases.0.epochs=1"]) == 0
+    assert "phase 'head' already completed" in caplog.text
 
 
 @pytest.mark.slow

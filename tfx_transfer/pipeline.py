@@ -17,6 +17,7 @@ import time
 
 import keras
 import tensorflow as tf
+import yaml
 
 from tfx_transfer import stop, storage
 from tfx_transfer.backbones.registry import resolve
@@ -32,6 +33,7 @@ from tfx_transfer.log import logger
 from tfx_transfer.lr_find import check_arguments
 from tfx_transfer.litert.run import export_recipe_litert
 from tfx_transfer.model import build_model
+from tfx_transfer.recipe import recipe_from_dict
 from tfx_transfer.report import write_report
 from tfx_transfer.report.examples import save_test_examples
 from tfx_transfer.training import PhaseRunner
@@ -233,9 +235,18 @@ def _claim_run_dir(run_dir: str, recipe) -> None:
     """Writes `recipe.yaml` into `run_dir`; refuses to resume a run of a different recipe there."""
     path = storage.join(run_dir, "recipe.yaml")
     text = recipe.to_yaml()
-    if storage.exists(path) and storage.exists(storage.join(run_dir, "state.json")) and storage.read_text(path) != text:
+    if storage.exists(path) and storage.exists(storage.join(run_dir, "state.json")) and _stored_recipe_yaml(path) != text:
         raise ConfigError(
             f"run_dir {run_dir!r} holds an unfinished or finished run of a different recipe. "
             "Set run_dir to a new directory (e.g. --set run_dir=runs/new) or delete the old one."
         )
     storage.write_text_atomic(path, text)
+
+
+def _stored_recipe_yaml(path: str) -> str | None:
+    """The run's `recipe.yaml` as this version writes it (keys added since then take their defaults),
+    or None when it no longer reads as a recipe."""
+    try:
+        return recipe_from_dict(yaml.safe_load(storage.read_text(path)) or {}).to_yaml()
+    except (ConfigError, yaml.YAMLError, UnicodeDecodeError):
+        return None
