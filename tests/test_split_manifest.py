@@ -295,3 +295,13 @@ def test_a_loader_given_a_bad_manifest_stops_with_the_error(tmp_path):
     with pytest.raises(ConfigError, match=r"5 example\(s\) of the data have no row \('cat/1\.png', 'cat/2\.png', "
                                           r"'dog/0\.png', and 2 more\)"):
         image.load_data(recipe(1, data), IMAGE_BACKBONE)
+
+
+def test_a_manifest_that_leaves_a_class_out_of_train_is_an_error(tmp_path):
+    write_image_folder(tmp_path / "pets", per_class=3)
+    rows = [f"{c}/{i}.png,{c},{'test' if c == 'dog' else 'train'}" for c in ("cat", "dog") for i in range(3)]
+    (tmp_path / "splits.csv").write_text(HEADER + "\n".join(rows) + "\n")
+    data = {"source": "folder", "path": str(tmp_path / "pets"), "split_manifest": str(tmp_path / "splits.csv")}
+    with pytest.raises(ConfigError, match=r"classes \['dog'\] have no training examples \(as data.split_manifest "
+                                          r"'.*splits\.csv' assigns them\)"):
+        image.load_data(recipe(1, data), IMAGE_BACKBONE)

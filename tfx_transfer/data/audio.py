@@ -424,11 +424,6 @@ def load_data(recipe, backbone) -> DataSplits:
     )
     chosen = choose_splits(examples, class_names, config, recipe.seed)
     parts = chosen.indices
-    missing = [c for c, n in class_counts(label_ids[parts["train"]], class_names).items() if n == 0]
-    if missing:
-        raise ConfigError(
-            f"data.path: classes {missing} have no training files (after skipping unreadable ones)."
-        )
 
     def resampled_length(path):
         samples, _, rate = info[path]

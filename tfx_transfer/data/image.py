@@ -182,9 +182,6 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
     )
     chosen = choose_splits(examples, class_names, config, seed)
     split_parts = {s: _take(paths, labels, idx) for s, idx in chosen.indices.items()}
-    missing = [c for c, n in class_counts(split_parts["train"][1], class_names).items() if n == 0]
-    if missing:
-        raise ConfigError(f"data.path: classes {missing} have no training images (after skipping unreadable files).")
 
     def dataset(paths, labels):
         if not len(paths):

@@ -133,6 +133,8 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     three ways (`validation_fraction`, `test_fraction`). Draws are stratified,
     seeded and keep groups together. Finally `max_train_examples` limits the
     training split; the examples it leaves out are `unused` in the manifest.
+    An empty training split, or one without some class (single-label data),
+    is a ConfigError.
 
     >>> from tfx_transfer.recipe import DataConfig
     >>> config = DataConfig(validation_fraction=0.25, test_fraction=0.25)
@@ -153,8 +155,25 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     kept = limit_examples(labels[train], config.max_train_examples, seed)
     parts["unused"] = np.sort(np.concatenate([parts.get("unused", np.empty(0, np.int64)), np.delete(train, kept)]))
     parts["train"] = train[kept]
+    _check_training_classes(labels[parts["train"]], class_names, config)
     manifest = SplitManifest.from_indices(examples.sources, texts, parts)
     return ChosenSplits({s: parts[s] for s in SPLIT_NAMES}, manifest)
+
+
+def _check_training_classes(train_labels, class_names, config) -> None:
+    """Raises ConfigError when the training split is empty or (single-label data) lacks a class."""
+    missing = [] if train_labels.ndim == 2 else [n for i, n in enumerate(class_names) if not np.any(train_labels == i)]
+    if not len(train_labels):
+        problem = "the training split is empty"
+    elif missing:
+        problem = f"classes {missing} have no training examples"
+    else:
+        return
+    cause = (
+        f"as data.split_manifest {config.split_manifest!r} assigns them" if config.split_manifest
+        else "after skipping unreadable inputs and drawing the splits"
+    )
+    raise ConfigError(f"data.path: {problem} ({cause}).")
 
 
 def _drawn_splits(examples: PooledExamples, strata, config, seed) -> dict[str, np.ndarray]:

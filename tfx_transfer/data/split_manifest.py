@@ -56,6 +56,8 @@ _QUOTED = 3
 
 @dataclasses.dataclass(frozen=True)
 class ManifestRow:
+    """One row of `splits.csv`: where an example came from, its label text and its split."""
+
     source: str
     label: str
     split: str
@@ -81,6 +83,7 @@ class SplitManifest:
         return [row.source for row in self.rows if row.split == split]
 
     def to_csv(self) -> str:
+        """The text of `splits.csv`: the header, then one row per example."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(COLUMNS)
@@ -123,7 +126,10 @@ def portable_source(source: str, root: str | None) -> str:
         prefix = root.rstrip("/") + "/"
         return source[len(prefix):] if source.startswith(prefix) else source
     source, root = _absolute(source), _absolute(root)
-    relative = os.path.relpath(source, root)
+    try:
+        relative = os.path.relpath(source, root)
+    except ValueError:  # another drive (Windows)
+        return source
     if relative == os.pardir or relative.startswith(os.pardir + os.sep):
         return source
     return relative.replace(os.sep, posixpath.sep)

