@@ -1,7 +1,9 @@
 """The `tfx-transfer` command end to end on a tiny backbone: contract files, exit codes, one-line errors."""
 
+import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -11,6 +13,8 @@ import yaml
 from harness import tiny_resnet, write_image_folder
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.cli import main
+from tfx_transfer.data.image import load_data
+from tfx_transfer.recipe import load_recipe
 
 register_source("test_tiny", lambda config: tiny_resnet(tuple(config.image_size or (16, 16))))
 
@@ -58,6 +62,38 @@ def test_train_writes_the_contract(trained, capsys):
     assert (root / "run" / "model.keras").exists()
     assert (root / "run" / "checkpoints" / "fine_tune.weights.h5").exists()
     assert any((root / "run" / "logs").rglob("events.out.tfevents.*"))
+
+
+def test_train_writes_a_split_manifest_that_reads_back_with_another_seed(trained):
+    root, recipe_path, _ = trained
+    run_dir = root / "run"
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["split_manifest"] == str(run_dir / "splits.csv")
+    with open(run_dir / "splits.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["source"] for r in rows) == sorted(f"{c}/{i}.png" for c in ("cat", "dog") for i in range(8))
+    assert all(r["label"] == r["source"].split("/")[0] for r in rows)
+    for split, counts in metrics["data"]["counts"].items():
+        assert sum(r["split"] == split for r in rows) == sum(counts.values())
+    with open(run_dir / "test_predictions.csv", newline="") as f:
+        evaluated = [p["true"] for p in csv.DictReader(f)]
+    assert evaluated == [r["label"] for r in rows if r["split"] == "test"]  # the test rows, in evaluation order
+
+    recipe = load_recipe(recipe_path, ["seed=7", f"data.split_manifest={run_dir / 'splits.csv'}"])
+    again = load_data(recipe, tiny_resnet())
+    assert again.manifest.to_csv() == (run_dir / "splits.csv").read_text()
+
+
+def test_train_with_a_manifest_that_disagrees_with_the_data_exits_2_naming_the_row(trained, tmp_path, capsys):
+    root, recipe_path, _ = trained
+    manifest = tmp_path / "splits.csv"
+    manifest.write_text((root / "run" / "splits.csv").read_text().replace("cat/0.png,cat", "cat/0.png,dog"))
+    overrides = ["--set", f"data.split_manifest={manifest}", "--set", f"run_dir={tmp_path / 'run'}"]
+    assert main(["train", str(recipe_path), *overrides]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"error: data.split_manifest: .*1 label\(s\) disagree \(line \d+: 'cat/0.png' is 'dog' in the "
+                     r"manifest but 'cat' in the data\)", err)
+    assert "Traceback" not in err
 
 
 def test_saved_keras_file_reloads_in_safe_mode(trained):

@@ -1,37 +1,15 @@
 """Tests for reading Fashion-MNIST idx files and drawing stratified training subsets."""
 
-import gzip
-import struct
-
 import numpy as np
 import pytest
 
+from harness.fashion_mnist import write_fake_fashion_mnist
 from tfx_transfer.data import fashion_mnist
-
-
-def _write_idx(path, array, compress):
-    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    data = header + array.astype(np.uint8).tobytes()
-    if compress:
-        with gzip.open(f"{path}.gz", "wb") as f:
-            f.write(data)
-    else:
-        path.write_bytes(data)
-
-
-def _fake_dataset(root, compress, train_per_class=5, test_per_class=2):
-    rng = np.random.default_rng(1)
-    for split, per_class in (("train", train_per_class), ("t10k", test_per_class)):
-        labels = np.repeat(np.arange(10), per_class)
-        rng.shuffle(labels)
-        images = (labels[:, None, None] * 20 + rng.integers(0, 5, (len(labels), 28, 28))).astype(np.uint8)
-        _write_idx(root / f"{split}-images-idx3-ubyte", images, compress)
-        _write_idx(root / f"{split}-labels-idx1-ubyte", labels, compress)
 
 
 @pytest.mark.parametrize("compress", [True, False], ids=["gz", "plain"])
 def test_reads_idx_files(tmp_path, compress):
-    _fake_dataset(tmp_path, compress)
+    write_fake_fashion_mnist(tmp_path, compress)
     data = fashion_mnist.load_fashion_mnist(tmp_path)
     assert data.train_images.shape == (50, 28, 28) and data.train_images.dtype == np.uint8
     assert data.test_images.shape == (20, 28, 28)
@@ -41,7 +19,7 @@ def test_reads_idx_files(tmp_path, compress):
 
 
 def test_stratified_subset_is_seeded_and_keeps_class_balance(tmp_path):
-    _fake_dataset(tmp_path, compress=True, train_per_class=20)
+    write_fake_fashion_mnist(tmp_path, compress=True, train_per_class=20)
     first = fashion_mnist.load_fashion_mnist(tmp_path, train_examples=30, seed=3)
     again = fashion_mnist.load_fashion_mnist(tmp_path, train_examples=30, seed=3)
     other = fashion_mnist.load_fashion_mnist(tmp_path, train_examples=30, seed=4)
@@ -66,7 +44,7 @@ def test_missing_folder_says_how_to_install(tmp_path):
 
 
 def test_corrupt_file_is_named(tmp_path):
-    _fake_dataset(tmp_path, compress=False)
+    write_fake_fashion_mnist(tmp_path, compress=False)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x63")  # 99 labels, no data
     with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte"):
         fashion_mnist.load_fashion_mnist(tmp_path)

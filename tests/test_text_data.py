@@ -1,6 +1,7 @@
 """Text loaders: folders, CSV/TSV/JSONL, TFDS, BBC News; skipped inputs reported; tokenized in tf.data."""
 
 import json
+import types
 
 import numpy as np
 import pytest
@@ -98,8 +99,8 @@ def test_tfds_text_dataset(backbone, monkeypatch):
     """The TFDS branch on supervised (text, label) pairs, as `load_tfds_splits` returns them."""
     from tfx_transfer.data import tfds as tfds_module
 
-    class Info:
-        splits = {"train": None, "validation": None, "test": None}
+    class Info:  # split sizes: the whole TFDS split that each example's source indexes
+        splits = {name: types.SimpleNamespace(num_examples=n) for name, n in (("train", 18), ("validation", 0), ("test", 2))}
         supervised_keys = ("text", "label")
         features = {"label": type("ClassLabel", (), {"names": ["neg", "pos"]})()}
 

@@ -23,6 +23,7 @@ from tfx_transfer import stop, storage
 from tfx_transfer.backbones.registry import resolve
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.modality import modality_for
+from tfx_transfer.data.split_manifest import SPLIT_MANIFEST_FILE
 from tfx_transfer.data_summary import log_data_summary, split_class_counts
 from tfx_transfer.distribute import is_chief, make_strategy, set_precision
 from tfx_transfer.evaluate import classification_report, predict_probabilities
@@ -104,6 +105,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     prepared = prepare(recipe, strategy)
     stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits
+    manifest_path = _write_split_manifest(run_dir, splits.manifest) if chief else None
     imbalance = log_data_summary(split_class_counts(splits), any(p.class_weight for p in recipe.phases))
 
     def test_predictions():
@@ -125,6 +127,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
         "backbone": prepared.backbone.name,
         "class_names": list(splits.class_names),
         "data": {**splits.report, "imbalance_warning": imbalance},
+        "split_manifest": manifest_path,
         "phases": [dataclasses.asdict(p) for p in phases],
     }
     if splits.test is not None:
@@ -217,6 +220,15 @@ def _phase_runner(prepared, recipe, callbacks=(), evaluate_test=None) -> PhaseRu
         strategy=prepared.strategy, augment=modality_for(recipe.modality).make_augmentation(recipe), callbacks=callbacks,
         evaluate_test=evaluate_test,
     )
+
+
+def _write_split_manifest(run_dir: str, manifest) -> str | None:
+    """Writes `run_dir/splits.csv` (every example's source, label and split); its path, or None without a manifest."""
+    if manifest is None:  # a modality registered outside the package that does not fill DataSplits.manifest
+        return None
+    path = storage.join(run_dir, SPLIT_MANIFEST_FILE)
+    storage.write_text_atomic(path, manifest.to_csv())
+    return path
 
 
 def _write_report(run_dir: str) -> None:

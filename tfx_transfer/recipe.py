@@ -34,6 +34,11 @@ class DataConfig:
     `validation/`, `test/`), `csv` (a CSV/TSV/JSONL file or manifest), `tfds` (a
     TFDS dataset by `tfds_name`), `fashion_mnist`, `bbc_news`, or `synthetic`
     (small generated images for smoke runs).
+
+    `split_manifest`: a `splits.csv` written by an earlier run (or by hand, see
+    `tfx_transfer.data.split_manifest`); every example then goes to the split
+    its row names instead of a split drawn with the seed, and the fractions
+    are not used.
     """
 
     source: str = "folder"
@@ -44,6 +49,7 @@ class DataConfig:
     download: bool = False
     validation_fraction: float = 0.15
     test_fraction: float = 0.15
+    split_manifest: str | None = None
     max_train_examples: int | None = None
     batch_size: int = 32
     shuffle_buffer: int = 2048

@@ -15,13 +15,15 @@ from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
 from tfx_transfer.data.sources import (
+    PooledExamples,
     SkippedReport,
+    choose_splits,
     files_under,
-    limit_examples,
     list_class_folders,
     predefined_split_dirs,
 )
-from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.split_manifest import data_root, portable_source
+from tfx_transfer.data.splits import class_counts
 from tfx_transfer.data.wav import MAX_SECONDS, MAX_WAV_FILE_BYTES, assert_waveform_length, decode_bounded_wav
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.safe_text import is_valid_utf8_name, tf_error_reason
@@ -376,31 +378,6 @@ def check_wav_files(paths) -> tuple[dict[str, tuple[int, int, int]], SkippedRepo
 # --- splits and datasets -------------------------------------------------------------------------
 
 
-def _assign_splits(files: _Files, label_ids, config, seed) -> dict[str, list[int]]:
-    """File indices per split: fixed by the data when it says so, else by group, stratified and seeded."""
-    fixed = [s for s in files.splits if s is not None]
-    if fixed and len(fixed) != len(files.splits):
-        raise ConfigError(
-            "data.path: either every file has a split (train/validation/test folders or a split column) "
-            "or none does; some files have one and some do not."
-        )
-    if fixed:
-        parts = {s: [i for i, f in enumerate(files.splits) if f == s] for s in SPLITS}
-        if "train" not in fixed:
-            raise ConfigError("data.path: the data fixes splits but has no 'train' files.")
-        if not parts["validation"] and config.validation_fraction > 0:
-            train = np.asarray(parts["train"])
-            kept, val, _ = stratified_split(
-                label_ids[train], config.validation_fraction, 0.0, seed, np.asarray(files.groups)[train]
-            )
-            parts["train"], parts["validation"] = list(train[kept]), list(train[val])
-        return parts
-    train, val, test = stratified_split(
-        label_ids, config.validation_fraction, config.test_fraction, seed, np.asarray(files.groups)
-    )
-    return {"train": list(train), "validation": list(val), "test": list(test)}
-
-
 def _windows(num_samples: int, preprocessor: AudioPreprocessor) -> list[int]:
     """Start offsets of the windows cut from one clip: `[-1]` (centred crop) unless `long_clips: windows`."""
     if not preprocessor.windows:
@@ -440,23 +417,22 @@ def load_data(recipe, backbone) -> DataSplits:
         len(class_names), source=f"data.path {config.path!r} ({class_names})", hint="Put one sub-folder of clips per class."
     )
     label_ids = np.asarray([class_names.index(label) for label in files.labels], np.int32)
-    parts = _assign_splits(files, label_ids, config, recipe.seed)
-    train = np.asarray(parts["train"], np.int64)
-    parts["train"] = list(train[limit_examples(label_ids[train], config.max_train_examples, recipe.seed)])
-    missing = [c for c, n in class_counts(label_ids[parts["train"]], class_names).items() if n == 0]
-    if missing:
-        raise ConfigError(
-            f"data.path: classes {missing} have no training files (after skipping unreadable ones)."
-        )
+    root = data_root(config.path)
+    examples = PooledExamples(
+        [portable_source(p, root) for p in files.paths], label_ids, data_splits=files.splits,
+        groups=np.asarray(files.groups),
+    )
+    chosen = choose_splits(examples, class_names, config, recipe.seed)
+    parts = chosen.indices
 
     def resampled_length(path):
         samples, _, rate = info[path]
         return int(round(samples * preprocessor.sample_rate / rate))
 
     def dataset(indices):
-        """One example per window, the index (within `indices`) of the file each came from, and its path."""
+        """One example per window and the index (within `indices`) of the file each came from."""
         if not len(indices):
-            return None, None, []
+            return None, None
         rows = [
             (files.paths[i], offset, label_ids[i], clip)
             for clip, i in enumerate(indices)
@@ -468,7 +444,7 @@ def load_data(recipe, backbone) -> DataSplits:
         def load(path, offset, label):
             return preprocessor.prepare(preprocessor.decode(tf.io.read_file(path)), offset), label
 
-        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), np.asarray(clips, np.int64), paths
+        return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE), np.asarray(clips, np.int64)
 
     rates = {}
     for samples, channels, rate in info.values():
@@ -487,7 +463,7 @@ def load_data(recipe, backbone) -> DataSplits:
     }
     splits = {s: dataset(idx) for s, idx in parts.items()}
     if preprocessor.windows:
-        report["windows"] = {s: len(clips) for s, (_, clips, _) in splits.items() if clips is not None}
+        report["windows"] = {s: len(clips) for s, (_, clips) in splits.items() if clips is not None}
     return DataSplits(
         train=splits["train"][0],
         validation=splits["validation"][0],
@@ -495,7 +471,7 @@ def load_data(recipe, backbone) -> DataSplits:
         class_names=class_names,
         report=report,
         test_groups=splits["test"][1] if preprocessor.windows else None,
-        sources={s: paths for s, (_, _, paths) in splits.items() if paths},
+        manifest=chosen.manifest,
     )
 
 

@@ -6,6 +6,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfx_transfer.data.split_manifest import SplitManifest
+
 
 class ServingPreprocessor:
     """One modality's preprocessing, shared by the tf.data pipeline and the serving signatures.
@@ -69,8 +71,10 @@ class DataSplits:
     multi-hot vectors `[num_classes]` for multi-label tasks.
     `report` is JSON-serialisable: example counts per split and class, and every
     input that was skipped with the reason (corrupt file, empty text, ...).
-    `sources` names where every example of each split came from, in dataset
-    order: a file path, `table.csv:row N`, or `tfds:name/split[i]`.
+    `manifest` lists every input the data source read with its portable
+    source (a file path relative to `data.path`, `table.csv:row N`,
+    `tfds:name/split[i]`), its label and its split, each split in dataset order
+    and one row per input (not per window); the run writes it as `splits.csv`.
     """
 
     train: tf.data.Dataset
@@ -81,4 +85,12 @@ class DataSplits:
     # For inputs cut into windows (long audio clips): the input each test example belongs to,
     # so that test metrics average the windows' predictions per input as the export does.
     test_groups: np.ndarray | None = None
-    sources: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    manifest: SplitManifest | None = None
+
+    @property
+    def sources(self) -> dict[str, list[str]]:
+        """`{split: [source of each input, in dataset order]}` for the splits that have inputs."""
+        if self.manifest is None:
+            return {}
+        by_split = {split: self.manifest.sources(split) for split in ("train", "validation", "test")}
+        return {split: sources for split, sources in by_split.items() if sources}

