@@ -46,8 +46,8 @@ def tfidf_baseline(recipe) -> tuple[float, str]:
     from sklearn.linear_model import LogisticRegression
 
     parts = {"all": read_class_folders(bbc_news_dir(), recipe.data.text.file_pattern, SkippedReport())}
-    labels, _ = label_ids(parts, recipe.head.kind, None)
-    splits = split_examples(parts, labels, recipe.data, recipe.seed)
+    labels, class_names = label_ids(parts, recipe.head.kind, None)
+    splits, _ = split_examples(parts, labels, class_names, recipe.data, recipe.seed)
     best = None
     for ngrams in ((1, 1), (1, 2)):
         vectorizer = TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True, min_df=2)

@@ -28,7 +28,8 @@ from sklearn.metrics import log_loss
 
 from bbc_news_context import SEED, chunk_embeddings
 from tfx_transfer.data.splits import stratified_split
-from tfx_transfer.data.text import Skipped, bbc_news_dir, encode_labels, read_class_folders
+from tfx_transfer.data.sources import SkippedReport
+from tfx_transfer.data.text import bbc_news_dir, label_ids, read_class_folders
 
 GRID = (0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 WINDOW_BOUNDS = (1, 2, 4, 8, None)
@@ -96,8 +97,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cache", default="", help="npz file for the window embeddings (read if present)")
     args = parser.parse_args()
-    examples = read_class_folders(bbc_news_dir(), "*.txt", Skipped())
-    labels, _ = encode_labels({"all": examples}, "multiclass", None)
+    examples = read_class_folders(bbc_news_dir(), "*.txt", SkippedReport())
+    labels, _ = label_ids({"all": examples}, "multiclass", None)
     y = labels["all"]
     split = stratified_split(y, 0.15, 0.15, SEED)
     embeddings, article, seconds = window_embeddings(examples.texts, args.cache)

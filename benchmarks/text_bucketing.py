@@ -27,9 +27,10 @@ import tensorflow as tf
 
 from tfx_transfer.backbones.packaged import build_packaged
 from tfx_transfer.data.bucketing import batches_by_length, bucket_lengths, token_counts
+from tfx_transfer.data.sources import SkippedReport
 from tfx_transfer.data.text import (
-    Skipped, TextOptions, TextPreprocessor, bbc_news_dir, encode_labels, read_class_folders, read_table,
-    split_examples, tokenized_dataset,
+    TextOptions, TextPreprocessor, bbc_news_dir, label_ids, read_class_folders, read_table, split_examples,
+    tokenized_dataset,
 )
 from tfx_transfer.freezing import apply_freeze_policy
 from tfx_transfer.model import build_model
@@ -54,11 +55,13 @@ class EpochSeconds(keras.callbacks.Callback):
 def read_split(name, fortunes_csv):
     """`({split: (texts, labels)}, class_names)` on the recipes' seeded stratified 70/15/15 split."""
     if name == "bbc":
-        parts = {"all": read_class_folders(bbc_news_dir(), "*.txt", Skipped())}
+        parts = {"all": read_class_folders(bbc_news_dir(), "*.txt", SkippedReport())}
     else:
-        parts = {"all": read_table(fortunes_csv, TextOptions(), Skipped())}
-    labels, class_names = encode_labels(parts, "multiclass", None)
-    return split_examples(parts, labels, DataConfig(validation_fraction=0.15, test_fraction=0.15), SEED), class_names
+        parts = {"all": read_table(fortunes_csv, TextOptions(), SkippedReport())}
+    labels, class_names = label_ids(parts, "multiclass", None)
+    config = DataConfig(validation_fraction=0.15, test_fraction=0.15)
+    splits, _ = split_examples(parts, labels, class_names, config, SEED)
+    return {s: (split.texts, split.labels) for s, split in splits.items()}, class_names
 
 
 def batched(dataset, bucketed, training):
