@@ -39,6 +39,7 @@ def write_run_dir(root, name="pets", accuracy=0.8, extra_plot=True, phase1_test=
         "recipe": name,
         "backbone": "tiny",
         "class_names": CLASSES,
+        "split_manifest": str(root / "splits.csv"),
         "data": {
             "source": "folder",
             "path": "/data/pets",

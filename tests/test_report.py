@@ -46,6 +46,7 @@ def test_report_is_self_contained_and_escapes_data(tmp_path):
     # the extra plots of other features are linked (URL-quoted) and embedded
     assert '<a href="lr_find.png">lr_find.png</a>' in page
     assert '<a href="peers%20%231.png">peers #1.png</a>' in page
+    assert '<a href="splits.csv">splits.csv</a>' in page  # the split manifest, next to the report
     # phase table: early stopping in phase 2 at epoch 4, kept epoch 2 (lowest val_loss)
     assert "early stopping at epoch 4" in page and "ran all epochs" in page
     # phase-1 against final test metrics

@@ -12,6 +12,7 @@ import urllib.parse
 import numpy as np
 
 from tfx_transfer import storage
+from tfx_transfer.data.split_manifest import SPLIT_MANIFEST_FILE
 from tfx_transfer.log import logger
 from tfx_transfer.report import html, plots
 from tfx_transfer.report.run import PREDICTIONS_FILE, REPORT_FILE, load_run
@@ -43,7 +44,7 @@ def write_report(run_dir) -> str:
         _per_class(run.metrics),
         _confused_pairs(confusion, class_names),
         _worst_errors(run),
-        _data_summary(run.metrics.get("data") or {}),
+        _data_summary(run.metrics.get("data") or {}, run.metrics.get("split_manifest")),
         _extra_plots(run.extra_plots),
         _recipe_and_versions(run),
     ])
@@ -180,10 +181,15 @@ def _example_input(run, example) -> html.Markup:
     return html.Markup("".join(parts))
 
 
-def _data_summary(data) -> str:
+def _data_summary(data, split_manifest) -> str:
     if not data:
         return ""
     parts = []
+    if split_manifest:  # written into the run directory, next to this report
+        parts.append(html.Markup(
+            f'<p class="note">Every example\'s source, label and split: <a href="{SPLIT_MANIFEST_FILE}">'
+            f"{SPLIT_MANIFEST_FILE}</a> (<code>data.split_manifest</code> reproduces the split)</p>"
+        ))
     counts = data.get("counts") or {}
     if counts:
         splits = list(counts)
