@@ -142,3 +142,31 @@ def test_on_a_head_trained_on_cached_features_the_full_model_gets_the_best_head(
     best.on_train_end()
     (full_model_kernel,) = [v for v in model.weights if v.path == "probabilities/kernel"]
     np.testing.assert_array_equal(full_model_kernel.numpy(), 2.0)
+
+
+def test_with_a_baseline_the_starting_weights_are_kept_when_no_epoch_beats_them(caplog):
+    caplog.set_level("INFO", logger="tfx_transfer")
+    model, best = _model(), BestEpoch(patience=2, baseline=0.3)
+    model.get_layer("dense").kernel.assign([[-7.0]])
+    _drive(best, model, [0.5, 0.4, 0.6], epochs=5)
+    assert _kernel(model) == -7.0
+    assert best.outcome["kept_epoch"] == 0 and best.outcome["best_value"] == 0.3 and best.outcome["stopped_early"]
+    assert "no epoch beat the weights the phase started with (val_loss 0.3000): kept those" in caplog.text
+
+
+def test_an_epoch_that_beats_the_baseline_is_kept_as_usual():
+    model, best = _model(), BestEpoch(baseline=0.45)
+    _drive(best, model, [0.5, 0.4, 0.6])
+    assert best.outcome["kept_epoch"] == 2 and _kernel(model) == 2.0
+
+
+def test_a_resumed_phase_still_falls_back_to_its_starting_weights(tmp_path):
+    """The starting weights are recorded when the phase starts, so a phase killed after a worse epoch
+    and resumed still ends with them."""
+    model = _model()
+    model.get_layer("dense").kernel.assign([[-7.0]])
+    _drive(BestEpoch(baseline=0.3, state_dir=str(tmp_path)), model, [0.5], epochs=3, end=False)  # killed
+    assert _kernel(model) == 1.0
+    resumed = BestEpoch(baseline=0.3, state_dir=str(tmp_path))
+    _drive(resumed, model, [0.6, 0.7], epochs=3, first_epoch=1)
+    assert resumed.outcome["kept_epoch"] == 0 and _kernel(model) == -7.0

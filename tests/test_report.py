@@ -184,3 +184,16 @@ def test_save_test_examples_multilabel_errors_name_every_class(tmp_path):
                        ["a", "b", "c"], "multilabel", "image")
     (example,) = json.loads((tmp_path / "examples" / "worst_errors.json").read_text())["examples"]
     assert (example["index"], example["true"], example["predicted"]) == (1, ["a", "c"], ["a"])
+
+
+def test_a_phase_that_kept_its_starting_weights_has_no_kept_epoch_of_its_own(tmp_path):
+    history = {"loss": [1.0, 0.9], "val_loss": [0.8, 0.9]}
+    (curve,) = phase_curves([{"name": "tune", "epochs_run": 2, "history": history,
+                              "best_epoch": {"kept_epoch": 0, "stopped_early": False}}], [])
+    assert curve.kept_epoch == 0
+    run_dir = write_run_dir(tmp_path / "run")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics["phases"][1]["best_epoch"] = {"kept_epoch": 0, "stopped_early": False}
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    write_report(run_dir)
+    assert "none: kept the weights it started with" in (run_dir / "report.html").read_text()

@@ -90,7 +90,7 @@ def test_finished_phases_are_skipped_on_resume(tmp_path):
     calls = []
     runner2 = PhaseRunner(model2, head2, backbone2, _splits(), recipe, recipe.run_dir)
     original = runner2.run_phase
-    runner2.run_phase = lambda phase, next_phase=None: calls.append(phase.name) or original(phase, next_phase)
+    runner2.run_phase = lambda phase, *args: calls.append(phase.name) or original(phase, *args)
     results = runner2.run()
     assert calls == ["fine_tune"]
     assert [r.name for r in results] == ["head", "fine_tune"]
@@ -99,10 +99,10 @@ def test_finished_phases_are_skipped_on_resume(tmp_path):
 
 
 def _fail_after_first(run_phase):
-    def wrapped(phase, next_phase=None):
+    def wrapped(phase, *args):
         if phase.name != "head":
             raise KeyboardInterrupt
-        return run_phase(phase, next_phase)
+        return run_phase(phase, *args)
 
     return wrapped
 

@@ -6,6 +6,10 @@ things a run needs: the monitor is configurable (`val_loss`, `val_accuracy`, `va
 `metrics.json`; and with `state_dir` the best weights and the patience count survive a killed run
 (written atomically, like `EpochBackup`), so a resumed phase still keeps its best epoch.
 
+With `baseline` (the monitor's value of the weights the phase starts from, e.g. where the previous
+phase ended), those weights compete as epoch 0: a phase in which no epoch beats them ends with them,
+so fine-tuning cannot leave the model worse on validation than the frozen phase did.
+
 It works on whatever model `fit` trains: the full model, or the head (or the unfrozen blocks) when a
 phase trains on cached features, whose layers the full model shares.
 
@@ -56,6 +60,8 @@ class BestEpoch(keras.callbacks.Callback):
         min_delta: the smallest change that counts as an improvement.
         state_dir: where the best weights are kept for a resumed run (`None`: in memory only).
         writes: False on non-chief workers of a multi-worker run: they only read `state_dir`.
+        baseline: the monitor's value of the starting weights, which then count as epoch 0
+            (`None`: only the phase's own epochs compete).
 
     >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
@@ -65,9 +71,17 @@ class BestEpoch(keras.callbacks.Callback):
     ...               epochs=3, callbacks=[best], verbose=0)
     >>> best.outcome["stop_reason"]
     'ran all 3 epochs'
+    >>> model.compile(keras.optimizers.SGD(100.0), "mse")  # a rate that only makes it worse
+    >>> start = model.get_weights()
+    >>> best = BestEpoch(patience=None, baseline=model.evaluate(np.ones((2, 1)), np.ones((2, 1)), verbose=0))
+    >>> _ = model.fit(np.ones((4, 1)), np.ones((4, 1)), validation_data=(np.ones((2, 1)), np.ones((2, 1))),
+    ...               epochs=2, callbacks=[best], verbose=0)
+    >>> best.outcome["kept_epoch"], all(np.array_equal(a, b) for a, b in zip(model.get_weights(), start))
+    (0, True)
     """
 
-    def __init__(self, monitor="val_loss", patience=None, min_delta=0.0, keep_best=True, state_dir=None, writes=True):
+    def __init__(self, monitor="val_loss", patience=None, min_delta=0.0, keep_best=True, state_dir=None, writes=True,
+                 baseline=None):
         super().__init__()
         if monitor not in MONITORS:
             raise ValueError(f"monitor must be one of {sorted(MONITORS)}, received {monitor!r}.")
@@ -75,6 +89,7 @@ class BestEpoch(keras.callbacks.Callback):
             raise ValueError(f"patience must be at least 1 or None, received {patience}.")
         self.monitor, self.patience, self.min_delta = monitor, patience, abs(float(min_delta))
         self.keep_best, self.state_dir, self.writes = keep_best, state_dir, writes
+        self.baseline = None if baseline is None or not math.isfinite(baseline) else float(baseline)
         self.outcome = {}
 
     def on_train_begin(self, logs=None):
@@ -82,6 +97,12 @@ class BestEpoch(keras.callbacks.Callback):
         self.best_epoch, self.best_weights, self.wait = None, None, 0
         self.last_epoch, self.stopped_early = None, False
         self._record = self._read_record()
+        if self._record is None and self.baseline is not None and self.keep_best:
+            # A phase starting afresh: its starting weights are epoch 0 (a resumed phase reads them from its record).
+            self.best_value, self.best_epoch = self.baseline, 0
+            self.best_weights = self.model.get_weights()
+            if self.state_dir and self.writes:
+                self._write_record()
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._record is None:
@@ -141,6 +162,9 @@ class BestEpoch(keras.callbacks.Callback):
         }
         if self.best_epoch is None:
             kept = f"no epoch had a finite {self.monitor}; kept the last weights"
+        elif self.best_epoch == 0:
+            kept = (f"no epoch beat the weights the phase started with ({self.monitor} {self.best_value:.4f}): "
+                    "kept those")
         elif self.keep_best:
             kept = f"kept epoch {self.best_epoch} ({self.monitor} {self.best_value:.4f})"
         else:

@@ -158,8 +158,10 @@ class PhaseConfig:
     the block below at `d**2`, and so on; `lr_multipliers` maps block-name regexes (matched in full,
     e.g. `"transformer_layer_[0-3]": 0.1`) to multipliers that override the decay for those blocks.
     The phase keeps the weights of its best epoch by `monitor` (`val_loss`, `val_accuracy` or
-    `val_macro_f1`) when `keep_best_epoch` is on; `early_stopping_patience` counts epochs without
-    improvement of the same monitor. `learning_rate: auto` runs the LR finder (`tfx_transfer.lr_find`)
+    `val_macro_f1`) when `keep_best_epoch` is on; the weights it starts from compete as epoch 0 when
+    the phase before monitored the same value (and, for `val_loss`, with the same `label_smoothing`),
+    so a fine-tuning phase that only makes validation worse ends where the frozen phase did.
+    `early_stopping_patience` counts epochs without improvement of the same monitor. `learning_rate: auto` runs the LR finder (`tfx_transfer.lr_find`)
     on what the phase trains just before it, and trains at its `valley` suggestion.
     """
 

@@ -35,7 +35,7 @@ def learning_curves_png(phases, title: str = "") -> bytes:
         for phase in phases if names else []:
             key = f"val_{names[0]}" if f"val_{names[0]}" in phase.history else names[0]
             values = phase.history.get(key, [])
-            if len(values) >= phase.kept_epoch:
+            if 1 <= phase.kept_epoch <= len(values):  # 0: the phase kept its starting weights, no epoch of its own
                 kept_x.append(phase.first_epoch + phase.kept_epoch - 1)
                 kept_y.append(values[phase.kept_epoch - 1])
         if kept_x:

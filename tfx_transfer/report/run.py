@@ -43,7 +43,7 @@ class PhaseCurve:
     history: dict
     epochs_run: int
     epochs_planned: int | None
-    kept_epoch: int  # 1-based within the phase: whose weights the phase ended with
+    kept_epoch: int  # 1-based within the phase: whose weights the phase ended with (0: those it started with)
     stopped_early: bool
     seconds: float | None
 
@@ -153,7 +153,7 @@ def phase_curves(phases: list, recipe_phases: list) -> list:
             history=history,
             epochs_run=epochs_run,
             epochs_planned=epochs_planned,
-            kept_epoch=int(kept or epochs_run),
+            kept_epoch=int(epochs_run if kept is None else kept),
             stopped_early=bool(stopped),
             seconds=phase.get("seconds"),
         ))

@@ -71,7 +71,8 @@ def _phases(run) -> str:
         planned = phase.epochs_planned if phase.epochs_planned is not None else ""
         stop = f"early stopping at epoch {phase.epochs_run}" if phase.stopped_early else "ran all epochs"
         per_epoch = phase.seconds / phase.epochs_run if phase.seconds is not None and phase.epochs_run else None
-        rows.append([phase.name, phase.epochs_run, planned, stop, phase.kept_epoch,
+        kept = phase.kept_epoch if phase.kept_epoch else "none: kept the weights it started with"
+        rows.append([phase.name, phase.epochs_run, planned, stop, kept,
                      phase.seconds, per_epoch, f"{phase.first_epoch}–{phase.last_epoch}"])
     headers = ["phase", "epochs run", "planned", "how it ended", "kept epoch", "seconds", "seconds per epoch",
                "epochs on the curve"]

@@ -71,6 +71,30 @@ class PhaseInputs:
     steps_per_epoch: int
 
 
+def starting_value(phase, previous_phase, previous: PhaseResult) -> float | None:
+    """`phase.monitor`'s value of the weights `phase` starts from: the previous phase's value at its kept epoch.
+
+    None when the two are not comparable: the previous phase monitored something else, had no
+    validation, or (for `val_loss`) computed its loss differently (another `label_smoothing`).
+
+    >>> from tfx_transfer.recipe import PhaseConfig
+    >>> head = PhaseResult("head", 3, 1.0, {"val_loss": [0.9, 0.5, 0.7]}, True, [], 10,
+    ...                    best_epoch={"kept_epoch": 2})
+    >>> starting_value(PhaseConfig(name="fine_tune"), PhaseConfig(name="head"), head)
+    0.5
+    """
+    comparable = phase.monitor == previous_phase.monitor and (
+        phase.monitor != "val_loss" or phase.label_smoothing == previous_phase.label_smoothing
+    )
+    outcome, values = previous.best_epoch or {}, previous.history.get(phase.monitor) or []
+    kept = outcome.get("kept_epoch", len(values))
+    if kept == 0:  # the previous phase itself ended with the weights it started with
+        value = outcome.get("best_value")
+    else:
+        value = values[kept - 1] if 1 <= kept <= len(values) else None
+    return float(value) if comparable and value is not None else None
+
+
 class PhaseRunner:
     """Runs a recipe's phases on a built model, checkpointing so a killed run resumes.
 
@@ -110,7 +134,8 @@ class PhaseRunner:
                 logger.info(f"phase {phase.name!r} already completed in {self.run_dir}: skipped.")
                 continue
             next_phase = next(iter(self.recipe.phases[index + 1:]), None)
-            results.append(self.run_phase(phase, next_phase))
+            previous = (self.recipe.phases[index - 1], results[-1]) if results else None
+            results.append(self.run_phase(phase, next_phase, previous))
             if next_phase is not None and self.evaluate_test is not None:
                 results[-1].test = self.evaluate_test()
             if self.chief:
@@ -119,8 +144,12 @@ class PhaseRunner:
                 discard(self._best_dir(phase))
         return results
 
-    def run_phase(self, phase, next_phase=None) -> PhaseResult:
-        """Trains one phase as `plan(phase, next_phase)` says; `learning_rate: auto` runs the LR finder first."""
+    def run_phase(self, phase, next_phase=None, previous=None) -> PhaseResult:
+        """Trains one phase as `plan(phase, next_phase)` says; `learning_rate: auto` runs the LR finder first.
+
+        `previous` is `(recipe phase, PhaseResult)` of the phase before: the weights it ended with
+        compete as this phase's epoch 0 (`starting_value`).
+        """
         index = self.recipe.phases.index(phase)
         inputs = self.phase_inputs(phase, next_phase)
         learning_rate, source = self._learning_rate(phase, inputs)
@@ -141,7 +170,9 @@ class PhaseRunner:
             history_csv=storage.join(self.run_dir, f"history_{phase.name}.csv"),
         )
         guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
-        best = self._best_epoch(phase) if inputs.val is not None else None
+        best = None
+        if inputs.val is not None:
+            best = self._best_epoch(phase, starting_value(phase, *previous) if previous else None)
         start = time.perf_counter()
         inputs.trained.fit(
             inputs.train,
@@ -286,11 +317,11 @@ class PhaseRunner:
     def _best_dir(self, phase) -> str:
         return storage.join(self.run_dir, "best", phase.name)
 
-    def _best_epoch(self, phase) -> BestEpoch:
+    def _best_epoch(self, phase, baseline) -> BestEpoch:
         """Keeps the phase's best epoch by `phase.monitor` (unless `keep_best_epoch` is off) and stops it early."""
         return BestEpoch(
             monitor=phase.monitor, patience=phase.early_stopping_patience, keep_best=phase.keep_best_epoch,
-            state_dir=self._best_dir(phase), writes=self.chief,
+            state_dir=self._best_dir(phase), writes=self.chief, baseline=baseline,
         )
 
     def _trained_model(self, plan):
