@@ -91,12 +91,14 @@ recipe = recipe_from_dict({{
     "backbone": {{"source": "test_tiny"}},
     "head": {{"dropout": 0.0}},
     "phases": [{{"name": "head", "epochs": 2, "learning_rate": 0.01, "class_weight": "auto"}},
-               {{"name": "fine_tune", "epochs": 1, "learning_rate": 0.001, "freeze": {{"last_blocks": 1}}}}],
+               {{"name": "fine_tune", "epochs": 1, "learning_rate": 0.001, "freeze": {{"last_blocks": 1}}}},
+               {{"name": "full", "epochs": 1, "learning_rate": 0.0001, "freeze": {{"trainable": "all"}}}}],
     "distribute": {{"strategy": "multi_worker"}},
     "export": {{"base_dir": out + "/exports", "warmup_requests": False}},
 }})
 result = train(recipe)
 print(json.dumps({{
+    "modes": [p["cached_features"] or bool(p["cached_frozen_blocks"]) for p in result.metrics["phases"]],
     "decoded": decoded,
     "cached": cached,
     "losses": [p["history"]["loss"] for p in result.metrics["phases"]],
@@ -196,8 +198,9 @@ def test_unpatched_keras_still_fails_multi_worker_fit():
 
 @pytest.mark.slow
 def test_each_worker_decodes_and_caches_only_its_share_of_the_training_split(tmp_path):
-    """13 training images: the shares (7 and 6, two per worker and step) take 4 and 3 steps, so the
-    smaller share starts over to take 4; a worker taking fewer would leave the other in a collective."""
+    """Cached phases and a full-model phase on 13 training images: the shares (7 and 6, two per worker and
+    step) take 4 and 3 steps, so the smaller share starts over to take 4; a worker taking fewer would leave
+    the other waiting in a collective (the run would time out)."""
     write_image_folder(str(tmp_path / "data"), per_class=9, size=(16, 16))
     os.remove(tmp_path / "data" / "cat" / "8.png")  # cat: 6 train, 1 validation, 1 test; dog: 7, 1, 1
     script = textwrap.dedent(SHARDING_WORKER).format(tests=os.path.dirname(__file__), root=str(tmp_path))
@@ -214,6 +217,7 @@ def test_each_worker_decodes_and_caches_only_its_share_of_the_training_split(tmp
     for worker in (chief, other):
         assert set(worker["cached"].values()) == {len(worker["decoded"])}, worker["cached"]
     assert chief["counts"]["train"] == {"cat": 6, "dog": 7}  # metrics.json describes the whole split
+    assert chief["modes"] == [True, True, False]  # head on features, fine_tune on the prefix, full model
     assert chief["losses"] == other["losses"]
     assert all(np.isfinite(loss) for losses in chief["losses"] for loss in losses)
     assert os.path.isdir(chief["export_dir"]) and other["export_dir"] is None

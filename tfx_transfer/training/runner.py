@@ -146,7 +146,8 @@ class PhaseRunner:
         guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
         best = self._best_epoch(phase) if inputs.val is not None else None
         start = time.perf_counter()
-        train, class_weight = self._fit_train(inputs, class_weights(phase, self.kind, self.num_classes, self._train_label_counts))
+        weights = class_weights(phase, self.kind, self.num_classes, self._train_label_counts)
+        train, class_weight = self._fit_train(inputs, weights)
         inputs.trained.fit(
             train,
             validation_data=inputs.val,
@@ -188,13 +189,14 @@ class PhaseRunner:
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
             examples=examples,
         )
-        val_batch = self.recipe.data.batch_size
-        val = batch_dataset(val_set, val_batch, self.kind.name, self.num_classes) if val_set is not None else None
+        global_batch = self.recipe.data.batch_size  # validation is not sharded: fit divides it among the workers
+        val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes) if val_set is not None else None
         return PhaseInputs(plan, trained, train, val, steps)
 
     def _train_label_counts(self) -> np.ndarray:
         """Examples per class in the whole training split: under `multi_worker` summed over the workers' shares."""
-        return from_every_worker(self.strategy, self.share, label_counts(self.splits.train, self.num_classes)).sum(axis=0)
+        counts = label_counts(self.splits.train, self.num_classes)
+        return from_every_worker(self.strategy, self.share, counts).sum(axis=0)
 
     def _share_batching(self, examples: int) -> tuple[int, int, int | None]:
         """`(batch size, steps per epoch, examples per epoch or None)` for `examples` training examples on this worker.
@@ -207,9 +209,10 @@ class PhaseRunner:
         batch_size = self.recipe.data.batch_size
         if self.share == WHOLE:
             return batch_size, max(1, -(-examples // batch_size)), None
+        per_replica = per_replica_batch(self.strategy, batch_size)
         per_worker = batch_size // self.share.count
         steps = int(from_every_worker(self.strategy, self.share, max(1, -(-examples // per_worker))).max())
-        return per_replica_batch(self.strategy, batch_size), steps, steps * per_worker
+        return per_replica, steps, steps * per_worker
 
     def _fit_train(self, inputs, class_weight) -> tuple:
         """`(x, class_weight)` for `fit`: the phase's training set and class weights as they are on one worker;
@@ -346,5 +349,6 @@ class PhaseRunner:
         if prefix is None:
             return None
         example, _ = next(iter(self.splits.train.batch(1)))
-        largest = int(from_every_worker(self.strategy, self.share, self._counted.largest()).max())  # one plan everywhere
+        # The largest share on any worker, so that every worker plans the phase alike.
+        largest = int(from_every_worker(self.strategy, self.share, self._counted.largest()).max())
         return prefix.bytes_per_example(example) * largest / 2**20
