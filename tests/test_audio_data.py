@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data import audio
+from tfx_transfer.data.shares import WorkerShare, reading_share
 from tfx_transfer.recipe import recipe_from_dict
 
 BACKBONE = types.SimpleNamespace(name="fake_16k", input_config={"sample_rate": 16000})
@@ -218,3 +219,26 @@ def test_audio_options_reject_bad_values():
         audio.AudioOptions(noise_snr_db=[20.0, 5.0])
     with pytest.raises(ConfigError, match="clip_seconds"):
         recipe_from_dict({"data": {"audio": {"clip_seconds": 0}}})
+
+
+def test_a_worker_reads_the_windows_of_its_share_of_the_training_clips_and_reports_whole_splits(tmp_path):
+    for word, freq in (("a", 500), ("b", 900)):
+        for k in range(5):
+            write_wav(tmp_path / word / f"long{k}.wav", tone(freq, 1.6, 16000), 16000)  # 4 windows each
+    recipe = make_recipe(tmp_path, long_clips="windows", window_hop_seconds=0.5)
+    whole = audio.load_data(recipe, BACKBONE)
+    train_clips = len(whole.sources["train"])
+    windows = []
+    for worker in range(2):
+        with reading_share(WorkerShare(worker, 2)):
+            share = audio.load_data(recipe, BACKBONE)
+        assert _without_timing(share.report) == _without_timing(whole.report)  # whole splits, as metrics.json
+        assert share.manifest == whole.manifest
+        np.testing.assert_array_equal(share.test_groups, whole.test_groups)
+        windows.append(len(list(share.train)))
+        assert windows[-1] == 4 * len(range(worker, train_clips, 2))
+    assert sum(windows) == whole.report["windows"]["train"] == 4 * train_clips
+
+
+def _without_timing(report):
+    return {key: value for key, value in report.items() if key != "seconds_to_list_and_validate"}

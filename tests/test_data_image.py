@@ -7,7 +7,8 @@ import pytest
 
 from harness import write_image_folder
 from tfx_transfer.config import ConfigError
-from tfx_transfer.data.image import ImagePreprocessor, load_data, synthetic_images
+from tfx_transfer.data.image import ImagePreprocessor, array_splits, load_data, synthetic_images
+from tfx_transfer.data.shares import WorkerShare, reading_share
 from tfx_transfer.data.splits import stratified_split
 from tfx_transfer.recipe import recipe_from_dict
 
@@ -115,3 +116,19 @@ def test_synthetic_images_are_reproducible():
     b, lb, _ = synthetic_images(num_per_class=4, seed=1)
     np.testing.assert_array_equal(a, b)
     assert names == ["stripes_0", "stripes_1", "stripes_2"] and list(la) == list(lb)
+
+
+def test_array_sources_read_the_worker_share_of_the_training_split():
+    images, labels, class_names = synthetic_images(num_per_class=7, num_classes=2, size=8)
+    arrays = {"train": (images, labels)}
+    config = recipe_from_dict({"data": {"validation_fraction": 0.2, "test_fraction": 0.2}}).data
+    whole = array_splits(arrays, class_names, config, 0, ImagePreprocessor((8, 8)), "synthetic")
+    shares = []
+    for worker in range(2):
+        with reading_share(WorkerShare(worker, 2)):
+            share = array_splits(arrays, class_names, config, 0, ImagePreprocessor((8, 8)), "synthetic")
+        assert share.report == whole.report and share.manifest == whole.manifest
+        assert len(list(share.test)) == len(list(whole.test)) and len(list(share.validation)) == len(list(whole.validation))
+        shares.append([x.numpy().tobytes() for x, _ in share.train])
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == sorted(x.numpy().tobytes() for x, _ in whole.train)

@@ -1,5 +1,6 @@
 """MultiWorkerMirroredStrategy: two local worker processes train, predict and export through `train`."""
 
+import csv
 import json
 import os
 import socket
@@ -50,6 +51,58 @@ print(json.dumps({{
     "weights": [w.numpy().ravel().tolist() for w in result.model.weights],
     "predict_vs_call": float(np.abs(predicted - result.model(images)).max()),
     "export_vs_predict": served and float(np.abs(served["probabilities"].numpy() - predicted).max()),
+    "export_dir": result.export_dir,
+}}))
+"""
+
+# Records what each worker's training pipeline decodes (the files under the loader's decoding map) and how
+# many training rows each cache entry holds, then trains and exports as TOOLKIT_WORKER does.
+SHARDING_WORKER = """
+import json, os, sys
+import tensorflow as tf
+sys.path.insert(0, {tests!r})
+from harness import tiny_resnet
+import tfx_transfer.data.image as image
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.pipeline import train
+from tfx_transfer.recipe import recipe_from_dict
+from tfx_transfer.training.cache import FeatureCache
+
+decoded, cached = [], {{}}
+load_data, compute = image.load_data, FeatureCache.compute
+
+def recording_load_data(recipe, backbone):
+    splits = load_data(recipe, backbone)
+    decoded.extend(path.decode() for path, _ in splits.train._input_dataset.as_numpy_iterator())
+    return splits
+
+def recording_compute(self, key, make_extractor, inputs):
+    datasets = compute(self, key, make_extractor, inputs)
+    cached[str(key)] = len(self._entries[("train", key)][1])
+    return datasets
+
+image.load_data, FeatureCache.compute = recording_load_data, recording_compute
+out = {root!r}
+register_source("test_tiny", lambda c: tiny_resnet())
+recipe = recipe_from_dict({{
+    "name": "sharded",
+    "run_dir": out + "/run",
+    "data": {{"source": "folder", "path": out + "/data", "batch_size": 4}},
+    "backbone": {{"source": "test_tiny"}},
+    "head": {{"dropout": 0.0}},
+    "phases": [{{"name": "head", "epochs": 2, "learning_rate": 0.01, "class_weight": "auto"}},
+               {{"name": "fine_tune", "epochs": 1, "learning_rate": 0.001, "freeze": {{"last_blocks": 1}}}},
+               {{"name": "full", "epochs": 1, "learning_rate": 0.0001, "freeze": {{"trainable": "all"}}}}],
+    "distribute": {{"strategy": "multi_worker"}},
+    "export": {{"base_dir": out + "/exports", "warmup_requests": False}},
+}})
+result = train(recipe)
+print(json.dumps({{
+    "modes": [p["cached_features"] or bool(p["cached_frozen_blocks"]) for p in result.metrics["phases"]],
+    "decoded": decoded,
+    "cached": cached,
+    "losses": [p["history"]["loss"] for p in result.metrics["phases"]],
+    "counts": result.metrics["data"]["counts"],
     "export_dir": result.export_dir,
 }}))
 """
@@ -141,3 +194,30 @@ def test_unpatched_keras_still_fails_multi_worker_fit():
         assert "PerReplica" in result.stderr or "Invalid reduction dimension 0" in result.stderr, (
             f"worker {index} failed for another reason:\n{result.stderr[-3000:]}"
         )
+
+
+@pytest.mark.slow
+def test_each_worker_decodes_and_caches_only_its_share_of_the_training_split(tmp_path):
+    """Cached phases and a full-model phase on 13 training images: the shares (7 and 6, two per worker and
+    step) take 4 and 3 steps, so the smaller share starts over to take 4; a worker taking fewer would leave
+    the other waiting in a collective (the run would time out)."""
+    write_image_folder(str(tmp_path / "data"), per_class=9, size=(16, 16))
+    os.remove(tmp_path / "data" / "cat" / "8.png")  # cat: 6 train, 1 validation, 1 test; dog: 7, 1, 1
+    script = textwrap.dedent(SHARDING_WORKER).format(tests=os.path.dirname(__file__), root=str(tmp_path))
+    results = _run_workers(script)
+    for index, result in enumerate(results):
+        assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
+    chief, other = (json.loads(r.stdout.strip().splitlines()[-1]) for r in results)
+    with open(tmp_path / "run" / "splits.csv") as f:
+        train = {str(tmp_path / "data" / row["source"]) for row in csv.DictReader(f) if row["split"] == "train"}
+    assert len(train) == 13
+    assert sorted([len(chief["decoded"]), len(other["decoded"])]) == [6, 7]
+    assert not set(chief["decoded"]) & set(other["decoded"])
+    assert set(chief["decoded"]) | set(other["decoded"]) == train
+    for worker in (chief, other):
+        assert set(worker["cached"].values()) == {len(worker["decoded"])}, worker["cached"]
+    assert chief["counts"]["train"] == {"cat": 6, "dog": 7}  # metrics.json describes the whole split
+    assert chief["modes"] == [True, True, False]  # head on features, fine_tune on the prefix, full model
+    assert chief["losses"] == other["losses"]
+    assert all(np.isfinite(loss) for losses in chief["losses"] for loss in losses)
+    assert os.path.isdir(chief["export_dir"]) and other["export_dir"] is None

@@ -10,6 +10,7 @@ import tensorflow as tf
 from harness.text import save_tiny_bert_preset, write_topic_folder
 from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.shares import WorkerShare, reading_share
 from tfx_transfer.data.text import load_data, make_preprocessor
 from tfx_transfer.recipe import recipe_from_dict
 
@@ -138,3 +139,26 @@ def test_preprocessor_serves_raw_strings_safely(backbone):
     np.testing.assert_array_equal(ids[0, :4], [2, 5, 15, 3])  # [CLS] the cat [SEP], lowercased
     np.testing.assert_array_equal(ids[1, :2], [2, 3])  # empty string: [CLS] [SEP]
     assert inputs["padding_mask"].dtype == tf.int32
+
+
+@pytest.mark.parametrize("long_texts", ["truncate", "windows"])
+def test_a_worker_reads_its_share_of_the_training_texts_and_reports_whole_splits(backbone, tmp_path, long_texts):
+    root = write_topic_folder(tmp_path / "topics", per_class=20)
+    data = {"source": "folder", "path": root, "validation_fraction": 0.2, "test_fraction": 0.2,
+            "text": {"long_texts": long_texts, **({"window_stride": 4} if long_texts == "windows" else {})}}
+    recipe = _recipe(data)
+    whole = load_data(recipe, backbone)
+    shares = []
+    for worker in range(2):
+        with reading_share(WorkerShare(worker, 2)):
+            share = load_data(recipe, backbone)
+        assert share.report == whole.report and share.manifest == whole.manifest  # whole splits, as metrics.json
+        for split in ("validation", "test"):
+            assert _token_rows(getattr(share, split)) == _token_rows(getattr(whole, split))
+        shares.append(_token_rows(share.train))
+    assert sorted(shares[0] + shares[1]) == sorted(_token_rows(whole.train))  # together the whole training split
+    assert shares[0] and shares[1]
+
+
+def _token_rows(dataset):
+    return [(tuple(x["token_ids"].tolist()), int(y)) for x, y in dataset.as_numpy_iterator()]

@@ -1,9 +1,12 @@
 """A `tf.distribute` strategy and a dtype policy from the recipe's `distribute` section."""
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfx_transfer.compat.keras_multi_worker import patch_keras_for_multi_worker
+from tfx_transfer.config import ConfigError
+from tfx_transfer.data.shares import WHOLE, WorkerShare
 
 
 def make_strategy(config) -> tf.distribute.Strategy:
@@ -43,3 +46,34 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
 def set_precision(precision: str) -> None:
     """Sets Keras' global dtype policy; call before building models. Heads stay float32."""
     keras.mixed_precision.set_global_policy(precision)
+
+
+def worker_share(strategy: tf.distribute.Strategy) -> WorkerShare:
+    """This worker's share of the training split: its index among the workers of a multi-worker
+    strategy, `WHOLE` under any other."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return WHOLE
+    return WorkerShare(strategy.extended._id_in_cluster, strategy.extended._num_workers)
+
+
+def from_every_worker(strategy: tf.distribute.Strategy, share: WorkerShare, values) -> np.ndarray:
+    """Every worker's `values` (integers, one row per worker, this worker's at `share.index`); with several
+    workers a collective, which every worker must call at the same point of the run."""
+    row = np.asarray(values, np.int64).reshape(-1)
+    if share.count == 1:
+        return row[None]
+    per_replica = strategy.run(lambda: tf.one_hot(share.index, share.count, dtype=tf.int64)[:, None] * row[None])
+    summed = strategy.reduce("SUM", per_replica, axis=None).numpy()
+    return summed // (strategy.num_replicas_in_sync // share.count)  # each of a worker's replicas added its row
+
+
+def per_replica_batch(strategy: tf.distribute.Strategy, global_batch: int) -> int:
+    """`data.batch_size` (the global batch) divided among the strategy's replicas; a ConfigError when it
+    does not divide evenly."""
+    replicas = strategy.num_replicas_in_sync
+    if global_batch % replicas:
+        raise ConfigError(
+            f"data.batch_size {global_batch} is the global batch and must be a multiple of the "
+            f"{replicas} replicas of distribute.strategy, e.g. {replicas * max(1, global_batch // replicas)}."
+        )
+    return global_batch // replicas

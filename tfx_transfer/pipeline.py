@@ -25,7 +25,8 @@ from tfx_transfer.config import ConfigError
 from tfx_transfer.data.modality import modality_for
 from tfx_transfer.data.split_manifest import SPLIT_MANIFEST_FILE
 from tfx_transfer.data_summary import log_data_summary, split_class_counts
-from tfx_transfer.distribute import is_chief, make_strategy, set_precision
+from tfx_transfer.data.shares import reading_share
+from tfx_transfer.distribute import is_chief, make_strategy, set_precision, worker_share
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.export import export_saved_model
 from tfx_transfer.guards import require_finite
@@ -76,7 +77,8 @@ def prepare(recipe, strategy=None) -> Prepared:
             f"{backbone.modality} backbone. Set modality: {backbone.modality} or pick another backbone."
         )
     modality = modality_for(recipe.modality)
-    splits = modality.load_data(recipe, backbone)
+    with reading_share(worker_share(strategy)):  # under multi_worker, this worker's share of the training split
+        splits = modality.load_data(recipe, backbone)
     preprocessor = modality.make_preprocessor(recipe, backbone)
     with strategy.scope():
         model, head = build_model(backbone, len(splits.class_names), recipe.head, name=_model_name(recipe))

@@ -461,9 +461,12 @@ def load_data(recipe, backbone) -> DataSplits:
         "multichannel_files": sum(1 for _, channels, _ in info.values() if channels > 1),
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }
-    splits = {s: dataset(idx) for s, idx in parts.items()}
+    splits = {s: dataset(idx) for s, idx in chosen.read.items()}
     if preprocessor.windows:
-        report["windows"] = {s: len(clips) for s, (_, clips) in splits.items() if clips is not None}
+        report["windows"] = {  # of whole splits, also where this worker reads a share of the training split
+            s: sum(len(_windows(resampled_length(files.paths[i]), preprocessor)) for i in idx)
+            for s, idx in parts.items() if len(idx)
+        }
     return DataSplits(
         train=splits["train"][0],
         validation=splits["validation"][0],

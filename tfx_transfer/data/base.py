@@ -75,6 +75,8 @@ class DataSplits:
     source (a file path relative to `data.path`, `table.csv:row N`,
     `tfds:name/split[i]`), its label and its split, each split in dataset order
     and one row per input (not per window); the run writes it as `splits.csv`.
+    Under `multi_worker`, `train` holds this worker's share of the training split
+    only (`data.shares`); `report` and `manifest` still describe whole splits.
     """
 
     train: tf.data.Dataset

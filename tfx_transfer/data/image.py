@@ -182,6 +182,7 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
     )
     chosen = choose_splits(examples, class_names, config, seed)
     split_parts = {s: _take(paths, labels, idx) for s, idx in chosen.indices.items()}
+    read_parts = {s: _take(paths, labels, idx) for s, idx in chosen.read.items()}
 
     def dataset(paths, labels):
         if not len(paths):
@@ -201,9 +202,9 @@ def _load_folder(config, preprocessor, seed) -> DataSplits:
         "seconds_to_list_and_validate": round(time.perf_counter() - start, 2),
     }
     return DataSplits(
-        train=dataset(*split_parts["train"]),
-        validation=dataset(*split_parts["validation"]),
-        test=dataset(*split_parts["test"]),
+        train=dataset(*read_parts["train"]),
+        validation=dataset(*read_parts["validation"]),
+        test=dataset(*read_parts["test"]),
         class_names=class_names,
         report=report,
         manifest=chosen.manifest,
@@ -242,9 +243,9 @@ def array_splits(arrays: dict, class_names, config, seed, preprocessor, source) 
         return ds.map(lambda im, lab: (preprocessor.prepare(im), lab), num_parallel_calls=tf.data.AUTOTUNE)
 
     return DataSplits(
-        train=dataset(chosen.indices["train"]),
-        validation=dataset(chosen.indices["validation"]),
-        test=dataset(chosen.indices["test"]),
+        train=dataset(chosen.read["train"]),
+        validation=dataset(chosen.read["validation"]),
+        test=dataset(chosen.read["test"]),
         class_names=list(class_names),
         report={
             "source": source,
@@ -318,9 +319,9 @@ def _load_tfds(config, preprocessor, seed) -> DataSplits:
         )
 
     return DataSplits(
-        train=dataset(chosen.indices["train"]),
-        validation=dataset(chosen.indices["validation"]),
-        test=dataset(chosen.indices["test"]),
+        train=dataset(chosen.read["train"]),
+        validation=dataset(chosen.read["validation"]),
+        test=dataset(chosen.read["test"]),
         class_names=class_names,
         report={
             "source": "tfds",

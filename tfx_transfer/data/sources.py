@@ -13,6 +13,7 @@ import numpy as np
 
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
+from tfx_transfer.data.shares import current_share
 from tfx_transfer.data.split_manifest import SplitManifest, label_texts, splits_from_manifest
 from tfx_transfer.data.splits import stratified_split
 from tfx_transfer.log import logger
@@ -117,10 +118,15 @@ class PooledExamples:
 
 @dataclasses.dataclass
 class ChosenSplits:
-    """Indices into the pooled examples of each of `train`, `validation`, `test` (data order), and the manifest."""
+    """Indices into the pooled examples of each of `train`, `validation`, `test` (data order), and the manifest.
+
+    `indices` are whole splits (for counts and reports); `read` are the ones this worker reads: the
+    same, except that under `multi_worker` the training split is this worker's share (`data.shares`).
+    """
 
     indices: dict[str, np.ndarray]
     manifest: SplitManifest
+    read: dict[str, np.ndarray]
 
 
 def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> ChosenSplits:
@@ -133,8 +139,10 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     three ways (`validation_fraction`, `test_fraction`). Draws are stratified,
     seeded and keep groups together. Finally `max_train_examples` limits the
     training split; the examples it leaves out are `unused` in the manifest.
-    An empty training split, or one without some class (single-label data),
-    is a ConfigError.
+    Under `multi_worker` (inside `shares.reading_share`) `read["train"]` is this
+    worker's share of the training split. An empty training split, one without
+    some class (single-label data), or one with fewer examples than workers is a
+    ConfigError.
 
     >>> from tfx_transfer.recipe import DataConfig
     >>> config = DataConfig(validation_fraction=0.25, test_fraction=0.25)
@@ -157,7 +165,19 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     parts["train"] = train[kept]
     _check_training_classes(labels[parts["train"]], class_names, config)
     manifest = SplitManifest.from_indices(examples.sources, texts, parts)
-    return ChosenSplits({s: parts[s] for s in SPLIT_NAMES}, manifest)
+    indices = {s: parts[s] for s in SPLIT_NAMES}
+    return ChosenSplits(indices, manifest, {**indices, "train": _training_share(indices["train"])})
+
+
+def _training_share(train: np.ndarray) -> np.ndarray:
+    """This worker's share of the training indices; a ConfigError when a worker would get none."""
+    share = current_share()
+    if len(train) < share.count:
+        raise ConfigError(
+            f"data: the training split has {len(train)} example(s), fewer than the {share.count} workers "
+            "of distribute.strategy multi_worker; every worker needs at least one."
+        )
+    return share.take(train)
 
 
 def _check_training_classes(train_labels, class_names, config) -> None:

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.shares import WHOLE, current_share
 from tfx_transfer.data.sources import (
     PooledExamples,
     SkippedReport,
@@ -486,6 +487,7 @@ def load_data(recipe, backbone) -> DataSplits:
         raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
     labels, class_names = label_ids(parts, recipe.head.kind, options.label_delimiter, class_names)
     splits, manifest = split_examples(parts, labels, class_names, config, recipe.seed, root)
+    read = _read_splits(splits)
     preprocessor = make_preprocessor(recipe, backbone)
     report = {
         "source": source,
@@ -496,8 +498,8 @@ def load_data(recipe, backbone) -> DataSplits:
         "skipped": skipped.items,
     }
     if preprocessor.windows:
-        return _windowed_splits(splits, preprocessor, options, class_names, report, manifest)
-    datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in splits.items()}
+        return _windowed_splits(splits, read, preprocessor, options, class_names, report, manifest)
+    datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in read.items()}
     return DataSplits(
         train=datasets["train"],
         validation=datasets["validation"],
@@ -508,11 +510,24 @@ def load_data(recipe, backbone) -> DataSplits:
     )
 
 
-def _windowed_splits(splits, preprocessor, options, class_names, report, manifest) -> DataSplits:
-    """Splits of text windows (`long_texts: windows`); test metrics then average each text's windows."""
-    windowed = {s: window_examples(split.texts, split.labels, preprocessor) for s, split in splits.items() if len(split.texts)}
-    report["windows"] = {s: len(w.document) for s, w in windowed.items()}
-    report["truncated_texts"] = {s: len(w.truncated) for s, w in windowed.items()}
+def _read_splits(splits: dict[str, LabelledTexts]) -> dict[str, LabelledTexts]:
+    """The texts this worker reads: `splits`, or under `multi_worker` its share of the training texts
+    (`data.shares`; the training texts are in the order of the training indices it shares)."""
+    share = current_share()
+    if share == WHOLE:
+        return splits
+    return {**splits, "train": splits["train"].take(share.take(np.arange(len(splits["train"].texts))))}
+
+
+def _windowed_splits(splits, read, preprocessor, options, class_names, report, manifest) -> DataSplits:
+    """Splits of text windows (`long_texts: windows`) of the texts this worker `read`s; test metrics then
+    average each text's windows. The report counts the windows of the whole `splits`."""
+    windowed = {s: window_examples(split.texts, split.labels, preprocessor) for s, split in read.items() if len(split.texts)}
+    whole = windowed if read is splits else {
+        s: window_examples(split.texts, split.labels, preprocessor) for s, split in splits.items() if len(split.texts)
+    }
+    report["windows"] = {s: len(w.document) for s, w in whole.items()}
+    report["truncated_texts"] = {s: len(w.truncated) for s, w in whole.items()}
     cut = sum(report["truncated_texts"].values())
     if cut:
         logger.warning(

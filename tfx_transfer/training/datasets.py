@@ -7,6 +7,8 @@
 [[1.0, 0.0], [0.0, 1.0]]
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import tensorflow as tf
 
@@ -15,14 +17,20 @@ from tfx_transfer.head_kinds import head_kind
 SPLITS = ("train", "validation")
 
 
-def batch_dataset(dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None):
+def batch_dataset(
+    dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None
+):
     """Shuffles (when `shuffle_seed` is given), batches, augments and encodes targets for `fit`.
 
     `kind` is a `head.kind` name; its `HeadKind` turns the loaders' labels into what its loss takes.
+    With `examples`, an epoch is that many examples: the shuffled dataset starts over (reshuffled)
+    when it runs out, so that every worker of a multi-worker run takes the same number of steps.
     """
     kind = head_kind(kind)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+    if examples is not None:
+        dataset = dataset.repeat().take(examples)
     dataset = dataset.batch(batch_size)
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
@@ -74,30 +82,47 @@ class CountedSplits:
         return max(int(d.cardinality()) for d in map(self.get, SPLITS) if d is not None)
 
 
+def label_counts(dataset, num_classes: int) -> np.ndarray:
+    """Examples per class id in an unbatched `(inputs, class id)` dataset."""
+    counts = np.zeros(num_classes, dtype=np.int64)
+    for labels in dataset.map(lambda x, y: y).batch(4096):
+        counts += np.bincount(labels.numpy().astype(np.int64).ravel(), minlength=num_classes)
+    return counts
+
+
+def balanced_weights(counts) -> dict[int, float]:
+    """`n / (k * count_c)` per class from the examples per class, as scikit-learn's `class_weight="balanced"`
+    (0 for a class without examples).
+
+    >>> balanced_weights([2, 1, 0])
+    {0: 0.75, 1: 1.5, 2: 0.0}
+    """
+    counts = np.asarray(counts, np.int64)
+    present = counts > 0
+    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return {i: float(w) for i, w in enumerate(weights)}
+
+
 def balanced_class_weights(dataset, num_classes: int) -> dict[int, float]:
-    """`n / (k * count_c)` per class, as scikit-learn's `class_weight="balanced"`.
+    """`balanced_weights` of the class ids in `dataset`.
 
     >>> import tensorflow as tf
     >>> pairs = tf.data.Dataset.from_tensor_slices(([0.0, 0.0, 0.0], [0, 0, 1]))
     >>> balanced_class_weights(pairs, 2)
     {0: 0.75, 1: 1.5}
     """
-    counts = np.zeros(num_classes, dtype=np.int64)
-    for labels in dataset.map(lambda x, y: y).batch(4096):
-        counts += np.bincount(labels.numpy().astype(np.int64).ravel(), minlength=num_classes)
-    present = counts > 0
-    weights = np.where(present, counts.sum() / (present.sum() * np.maximum(counts, 1)), 0.0)
-    return {i: float(w) for i, w in enumerate(weights)}
+    return balanced_weights(label_counts(dataset, num_classes))
 
 
-def class_weights(phase, kind, num_classes: int, train) -> dict[int, float] | None:
-    """`fit`'s `class_weight` for `phase`: None, balanced over `train` (`"auto"`), or the recipe's, completed with 1.0."""
+def class_weights(phase, kind, num_classes: int, train_counts: Callable[[], np.ndarray]) -> dict[int, float] | None:
+    """`fit`'s `class_weight` for `phase`: None, balanced over the training split's `train_counts()` (`"auto"`),
+    or the recipe's, completed with 1.0."""
     if phase.class_weight is None:
         return None
     if not kind.takes_class_weight:
         raise ValueError(f"phase {phase.name!r}: class_weight does not apply to {kind.name} heads; remove it.")
     if phase.class_weight == "auto":
-        return balanced_class_weights(train, num_classes)
+        return balanced_weights(train_counts())
     unknown = [c for c in phase.class_weight if not 0 <= c < num_classes]
     if unknown:
         raise ValueError(

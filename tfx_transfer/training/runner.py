@@ -14,12 +14,14 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.trainers.data_adapters.tf_dataset_adapter import make_class_weight_map_fn
 
 import tfx_transfer.storage as storage
 from tfx_transfer.backup import EpochBackup, discard
 from tfx_transfer.best_epoch import BestEpoch, monitor_metrics
 from tfx_transfer.config import ConfigError
-from tfx_transfer.distribute import is_chief
+from tfx_transfer.data.shares import WHOLE
+from tfx_transfer.distribute import from_every_worker, is_chief, per_replica_batch, worker_share
 from tfx_transfer.epoch_log import EpochLog
 from tfx_transfer.freezing import apply_freeze_selection, select_trainable
 from tfx_transfer.frozen_prefix import split_after_blocks
@@ -31,7 +33,7 @@ from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers,
 from tfx_transfer.recipe import AUTO_LEARNING_RATE
 from tfx_transfer.training import submodels
 from tfx_transfer.training.cache import POOLED_FEATURES, FeatureCache, FrozenBlockOutputs
-from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, with_length
+from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, label_counts, with_length
 from tfx_transfer.training.lr_choice import record_choice, recorded_choice
 from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, PhasePlan, plan_phase
 from tfx_transfer.training.schedule import make_optimizer
@@ -114,6 +116,7 @@ class PhaseRunner:
         self.splits, self.recipe, self.run_dir = splits, recipe, run_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.chief = is_chief(self.strategy)
+        self.share = worker_share(self.strategy)
         self.augment = augment
         self.extra_callbacks = list(callbacks)
         self.evaluate_test = evaluate_test
@@ -174,11 +177,13 @@ class PhaseRunner:
         if inputs.val is not None:
             best = self._best_epoch(phase, starting_value(phase, *previous) if previous else None)
         start = time.perf_counter()
+        weights = class_weights(phase, self.kind, self.num_classes, self._train_label_counts)
+        train, class_weight = self._fit_train(inputs, weights)
         inputs.trained.fit(
-            inputs.train,
+            train,
             validation_data=inputs.val,
             epochs=phase.epochs,
-            class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
+            class_weight=class_weight,
             callbacks=[
                 EpochLog(phase.name, phase.epochs), guard, backup, StopOnRequest(backup, phase.name),
                 *([best] if best else []),
@@ -209,14 +214,48 @@ class PhaseRunner:
             apply_freeze_selection(self.backbone, plan.selection)
             trained = self._trained_model(plan)
         train_set, val_set = self._inputs(plan)
-        batch_size = self.recipe.data.batch_size
+        batch_size, steps, examples = self._share_batching(int(train_set.cardinality()))
         train = batch_dataset(
             train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
+            examples=examples,
         )
-        val = batch_dataset(val_set, batch_size, self.kind.name, self.num_classes) if val_set is not None else None
-        steps = max(1, -(-int(train_set.cardinality()) // batch_size))
+        global_batch = self.recipe.data.batch_size  # validation is not sharded: fit divides it among the workers
+        val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes) if val_set is not None else None
         return PhaseInputs(plan, trained, train, val, steps)
+
+    def _train_label_counts(self) -> np.ndarray:
+        """Examples per class in the whole training split: under `multi_worker` summed over the workers' shares."""
+        counts = label_counts(self.splits.train, self.num_classes)
+        return from_every_worker(self.strategy, self.share, counts).sum(axis=0)
+
+    def _share_batching(self, examples: int) -> tuple[int, int, int | None]:
+        """`(batch size, steps per epoch, examples per epoch or None)` for `examples` training examples on this worker.
+
+        One worker batches at `data.batch_size`. Under `multi_worker` each worker holds its share of
+        the training split (`data.shares`) and batches it per replica (`data.batch_size` divided by all
+        replicas, so a step still takes the global batch); every worker takes as many steps as the
+        worker with the largest share needs, a smaller share starting over within the epoch.
+        """
+        batch_size = self.recipe.data.batch_size
+        if self.share == WHOLE:
+            return batch_size, max(1, -(-examples // batch_size)), None
+        per_replica = per_replica_batch(self.strategy, batch_size)
+        per_worker = batch_size // self.share.count
+        steps = int(from_every_worker(self.strategy, self.share, max(1, -(-examples // per_worker))).max())
+        return per_replica, steps, steps * per_worker
+
+    def _fit_train(self, inputs, class_weight) -> tuple:
+        """`(x, class_weight)` for `fit`: the phase's training set and class weights as they are on one worker;
+        under `multi_worker` the worker's share handed to the strategy as it is (no re-sharding, no
+        re-batching), with the class weights as sample weights in it (Keras cannot add them to it)."""
+        if self.share == WHOLE:
+            return inputs.train, class_weight
+        train = inputs.train if class_weight is None else inputs.train.map(make_class_weight_map_fn(class_weight))
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF  # sharded already
+        train = train.with_options(options)
+        return self.strategy.distribute_datasets_from_function(lambda context: train), None
 
     def find_learning_rate(self, phase, inputs=None, steps=100, start=1e-7, end=10.0) -> LRFindResult:
         """Sweeps `phase`'s learning rate (see `tfx_transfer.lr_find`) on what the phase trains, with its
@@ -229,7 +268,7 @@ class PhaseRunner:
         self._compile(inputs, dataclasses.replace(phase, learning_rate=start, schedule="constant", warmup_epochs=0.0))
         return find_learning_rate(
             inputs.trained, inputs.train, start=start, end=end, steps=steps,
-            class_weight=class_weights(phase, self.kind, self.num_classes, self.splits.train),
+            class_weight=class_weights(phase, self.kind, self.num_classes, self._train_label_counts),
             out_dir=storage.join(self.run_dir, RUN_SUBDIR) if self.chief else None, name=phase.name,
         )
 
@@ -341,4 +380,6 @@ class PhaseRunner:
         if prefix is None:
             return None
         example, _ = next(iter(self.splits.train.batch(1)))
-        return prefix.bytes_per_example(example) * self._counted.largest() / 2**20
+        # The largest share on any worker, so that every worker plans the phase alike.
+        largest = int(from_every_worker(self.strategy, self.share, self._counted.largest()).max())
+        return prefix.bytes_per_example(example) * largest / 2**20
