@@ -53,7 +53,14 @@ def worker_share(strategy: tf.distribute.Strategy) -> WorkerShare:
     strategy, `WHOLE` under any other."""
     if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         return WHOLE
-    return WorkerShare(strategy.extended._id_in_cluster, strategy.extended._num_workers)
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    chiefs, workers = len(cluster.get("chief", [])), len(cluster.get("worker", []))
+    if chiefs + workers <= 1:
+        return WHOLE
+    # TF numbers the chief 0 and the workers after it (multi_worker_util.id_in_cluster).
+    index = resolver.task_id if resolver.task_type == "chief" else chiefs + resolver.task_id
+    return WorkerShare(index, chiefs + workers)
 
 
 def from_every_worker(strategy: tf.distribute.Strategy, share: WorkerShare, values) -> np.ndarray:
