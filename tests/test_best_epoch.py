@@ -170,3 +170,25 @@ def test_a_resumed_phase_still_falls_back_to_its_starting_weights(tmp_path):
     resumed = BestEpoch(baseline=0.3, state_dir=str(tmp_path))
     _drive(resumed, model, [0.6, 0.7], epochs=3, first_epoch=1)
     assert resumed.outcome["kept_epoch"] == 0 and _kernel(model) == -7.0
+
+
+def test_a_phase_resumed_after_its_last_epoch_still_keeps_its_best_epoch(tmp_path, caplog):
+    """Killed after the last epoch's backup but before the phase was recorded as finished: the re-run
+    fits no epoch, and the phase must still end with its best epoch, not the last one."""
+    caplog.set_level("INFO", logger="tfx_transfer")
+    model = _model()
+    _drive(BestEpoch(state_dir=str(tmp_path)), model, [0.9, 0.5, 0.7], end=False)  # killed after epoch 3
+    resumed = BestEpoch(state_dir=str(tmp_path))
+    _drive(resumed, model, [], epochs=3, first_epoch=3)
+    assert _kernel(model) == 2.0
+    assert resumed.outcome["kept_epoch"] == 2 and resumed.outcome["epochs_run"] == 3
+    assert "ran all 3 epochs; kept epoch 2 (val_loss 0.5000)" in caplog.text
+
+
+def test_starting_value_of_a_phase_after_one_that_ran_no_epoch_here_is_its_last_value():
+    from tfx_transfer.recipe import PhaseConfig
+    from tfx_transfer.training.runner import PhaseResult, starting_value
+
+    resumed = PhaseResult("head", 4, 1.0, {"val_loss": [0.9, 0.5, 0.6, 0.7]}, False, [], 10,
+                          best_epoch={"kept_epoch": None})
+    assert starting_value(PhaseConfig(name="tune"), PhaseConfig(name="head"), resumed) == 0.7

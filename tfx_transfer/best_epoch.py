@@ -105,6 +105,10 @@ class BestEpoch(keras.callbacks.Callback):
                 self._write_record()
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._resume_from_record(epoch)
+
+    def _resume_from_record(self, epoch):
+        """Takes the best epoch recorded before `epoch` (where a resumed fit starts), once."""
         if self._record is None:
             return
         # A resumed fit starts after the last backed-up epoch; a best epoch after it was never backed up.
@@ -138,6 +142,9 @@ class BestEpoch(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         epochs = self.params.get("epochs")
+        if self._record is not None:  # resumed after the phase's last backed-up epoch: no epoch ran here
+            self._resume_from_record(epochs)
+            self.last_epoch = epochs
         restored = self.keep_best and self.best_epoch is not None and self.best_epoch != self.last_epoch
         if restored:
             self.model.set_weights(self.best_weights)

@@ -89,7 +89,8 @@ def starting_value(phase, previous_phase, previous: PhaseResult) -> float | None
         phase.monitor != "val_loss" or phase.label_smoothing == previous_phase.label_smoothing
     )
     outcome, values = previous.best_epoch or {}, previous.history.get(phase.monitor) or []
-    kept = outcome.get("kept_epoch", len(values))
+    kept = outcome.get("kept_epoch")
+    kept = len(values) if kept is None else kept
     if kept == 0:  # the previous phase itself ended with the weights it started with
         value = outcome.get("best_value")
     else:
