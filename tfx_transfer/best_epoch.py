@@ -156,7 +156,7 @@ class BestEpoch(keras.callbacks.Callback):
         elif self.last_epoch is not None and self.last_epoch < epochs:
             reason = f"stopped after epoch {self.last_epoch} of {epochs} by another callback"
         else:
-            reason = f"ran all {epochs} epochs"
+            reason = f"ran all {epochs} epochs" if epochs != 1 else "ran its one epoch"
         self.outcome = {
             "monitor": self.monitor,
             "best_epoch": self.best_epoch,
