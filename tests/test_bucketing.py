@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_transfer.data.bucketing import batches_by_length, bucket_lengths, ordered_batches, token_counts
+from tfx_transfer.data.bucketing import LengthBuckets, batches_by_length, bucket_lengths, ordered_batches, token_counts
 
 SEQUENCE_LENGTH = 32
 
@@ -119,3 +119,60 @@ def test_mask_aware_encoder_gives_the_same_outputs_on_bucketed_and_fixed_batches
     np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
     in_order = np.concatenate([backbone.model(x, training=False).numpy() for x, _ in ordered_batches(ds, 8, lengths)])
     np.testing.assert_allclose(in_order, fixed, atol=1e-5)
+
+
+def test_count_training_batches_is_the_number_of_batches_in_every_epoch():
+    inputs, labels = token_examples(num_examples=75, seed=2)
+    ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
+    buckets = LengthBuckets(bucket_lengths(SEQUENCE_LENGTH, smallest=8))
+    per_epoch = buckets.count_training_batches(ds, 8)
+    for seed in (0, 4):
+        assert sum(1 for _ in buckets.training_batches(ds.shuffle(75, seed=seed), 8)) == per_epoch
+
+
+def _text_recipe(work, freeze, bucket_by_length=True):
+    from harness.text import save_tiny_bert_preset, write_topic_folder
+    from tfx_transfer.recipe import recipe_from_dict
+
+    return recipe_from_dict({
+        "name": "topics", "modality": "text", "seed": 1, "run_dir": str(work / "run"),
+        "data": {"source": "folder", "path": write_topic_folder(work / "topics", per_class=16), "batch_size": 8,
+                 "text": {"bucket_by_length": bucket_by_length}},
+        "backbone": {"source": "kerashub", "name": save_tiny_bert_preset(work / "preset"), "sequence_length": 64},
+        "head": {"dropout": 0.0},
+        "phases": [{"name": "tune", "epochs": 2, "freeze": freeze, "optimizer": "adamw", "learning_rate": 1e-3}],
+    })
+
+
+def test_a_text_phase_training_the_whole_model_fits_on_batches_cut_to_their_bucket(tmp_path):
+    from tfx_transfer.pipeline import prepare
+    from tfx_transfer.training import PhaseRunner
+
+    recipe = _text_recipe(tmp_path, {"trainable": "all"})
+    prepared = prepare(recipe)
+    assert prepared.splits.length_buckets == LengthBuckets((16, 32, 64))
+    runner = PhaseRunner(prepared.model, prepared.head, prepared.backbone, prepared.splits, recipe, recipe.run_dir)
+    inputs = runner.phase_inputs(recipe.phases[0])
+    lengths = [x["token_ids"].shape[1] for x, _ in inputs.train]
+    assert set(lengths) == {16} and len(lengths) == inputs.steps_per_epoch == int(inputs.train.cardinality())
+    assert {x["token_ids"].shape[1] for x, _ in inputs.val} == {16}
+    result = runner.run()[0]
+    assert result.epochs_run == 2 and np.isfinite(result.history["val_loss"]).all()
+
+
+def test_bucketed_and_fixed_length_evaluation_give_the_same_probabilities(tmp_path):
+    from tfx_transfer.evaluate import predict_probabilities
+    from tfx_transfer.pipeline import prepare
+
+    prepared = prepare(_text_recipe(tmp_path, {"trainable": "all"}))
+    splits = prepared.splits
+    fixed, fixed_labels = predict_probabilities(prepared.model, splits.test, 4, "multiclass")
+    bucketed, labels = predict_probabilities(prepared.model, splits.test, 4, "multiclass", length_buckets=splits.length_buckets)
+    np.testing.assert_array_equal(labels, fixed_labels)
+    np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
+
+
+def test_bucketing_can_be_turned_off(tmp_path):
+    from tfx_transfer.pipeline import prepare
+
+    assert prepare(_text_recipe(tmp_path, {"trainable": "all"}, bucket_by_length=False)).splits.length_buckets is None

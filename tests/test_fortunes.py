@@ -80,3 +80,19 @@ def test_cli_make_fortunes_writes_the_csv_or_says_what_to_install(tmp_path, caps
     assert main(["datasets", "make-fortunes", str(tmp_path / "out"), "--source-dir", root]) == 0
     assert str(tmp_path / "out" / "fortunes.csv") in capsys.readouterr().out
     assert (tmp_path / "out" / "fortunes.csv").read_text(encoding="utf-8").count("\n") == 9
+
+
+def test_sizes_draw_an_imbalanced_set_reproducibly_and_bad_sizes_are_refused(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    root = write_fortune_files(tmp_path / "src")
+    args = ["datasets", "make-fortunes", "--source-dir", root, "--topics", "politics,science", "--sizes", "2,1"]
+    assert main([*args[:2], str(tmp_path / "a"), *args[2:]]) == 0
+    info = json.loads((tmp_path / "a" / "dataset.json").read_text())
+    assert info["counts"] == {"politics": 2, "science": 1} and info["sizes"] == {"politics": 2, "science": 1}
+    assert main([*args[:2], str(tmp_path / "b"), *args[2:]]) == 0
+    assert (tmp_path / "a" / "fortunes.csv").read_text() == (tmp_path / "b" / "fortunes.csv").read_text()
+    with pytest.raises(ValueError, match="'science' has 2 texts.*5 were asked"):
+        make_fortunes(tmp_path / "c", topics=("politics", "science"), sizes=(1, 5), source_dir=root)
+    assert main([*args[:2], str(tmp_path / "d"), *args[2:-1], "2,x"]) == 2
+    assert "--sizes takes comma-separated whole numbers" in capsys.readouterr().err

@@ -212,6 +212,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     fortunes.add_argument("out_dir")
     fortunes.add_argument("--source-dir", default=None, help="folder of the .u8 fortune files")
+    fortunes.add_argument("--topics", default=None, help="comma-separated topics (default: the five themes)")
+    fortunes.add_argument(
+        "--sizes", default=None,
+        help="comma-separated texts per topic, in --topics order, drawn seeded (e.g. 630,250,90: an imbalanced set)",
+    )
+    fortunes.add_argument("--seed", type=int, default=0, help="seed of the --sizes draw")
     fortunes.set_defaults(run=_make_fortunes)
     return parser
 
@@ -434,9 +440,14 @@ def _make_keywords(args):
 
 
 def _make_fortunes(args):
-    from tfx_transfer.datasets.fortunes import FORTUNES_DIR, make_fortunes
+    from tfx_transfer.datasets.fortunes import FORTUNES_DIR, TOPICS, make_fortunes
 
-    path = make_fortunes(args.out_dir, source_dir=args.source_dir or FORTUNES_DIR)
+    topics = [t.strip() for t in args.topics.split(",")] if args.topics else TOPICS
+    try:
+        sizes = [int(n) for n in args.sizes.split(",")] if args.sizes else None
+    except ValueError:
+        raise ValueError(f"--sizes takes comma-separated whole numbers, received {args.sizes!r}.") from None
+    path = make_fortunes(args.out_dir, topics, source_dir=args.source_dir or FORTUNES_DIR, sizes=sizes, seed=args.seed)
     print(f"fortunes dataset written to {path}")
 
 

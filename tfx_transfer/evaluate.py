@@ -9,7 +9,9 @@ from tfx_transfer.data.windows import mean_per_group
 from tfx_transfer.head_kinds import head_kind
 
 
-def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting"):
+def predict_dataset(
+    model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting", length_buckets=None
+):
     """`(outputs, labels)` of an unbatched `(inputs, label)` dataset, in one pass, as NumPy arrays.
 
     `outputs` has the structure of the model's output (e.g. a list of arrays). A pass longer than
@@ -17,17 +19,20 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False, 
 
     One pass matters: reading the dataset twice (once for `predict`, once for
     the labels) would decode every image or WAV file twice. `jit_compile`
-    compiles the forward step with XLA.
+    compiles the forward step with XLA. With `length_buckets` (a `LengthBuckets`, for token
+    inputs) each batch is cut to the bucket length of its longest text; the model's outputs must
+    then not have a token axis (pooled features, probabilities), or they could not be stacked.
     """
+    total = int(dataset.cardinality())
+    batches = dataset.batch(batch_size) if length_buckets is None else length_buckets.batches(dataset, batch_size)
     step = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
-    # One trace for every batch size: a new tf.function per call tracing twice (full and last batch)
+    # One trace for every batch shape: a new tf.function per call tracing twice (full and last batch)
     # trips TF's "triggered tf.function retracing" warning when several models are evaluated in a row.
     step = step.get_concrete_function(
-        tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape], s.dtype), dataset.element_spec[0])
+        tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape[1:]], s.dtype), batches.element_spec[0])
     )
     outputs, labels = [], []
-    total = int(dataset.cardinality())
-    batches = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    batches = batches.prefetch(tf.data.AUTOTUNE)
     for x, y in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
         stop.raise_if_requested(stop.RESUMES_RUN)
         outputs.append(tf.nest.map_structure(np.asarray, step(x)))
@@ -35,14 +40,16 @@ def predict_dataset(model, dataset, batch_size: int, jit_compile: bool = False, 
     return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
 
 
-def predict_probabilities(model, dataset, batch_size: int, kind: str, group_ids=None, jit_compile: bool = False):
+def predict_probabilities(
+    model, dataset, batch_size: int, kind: str, group_ids=None, jit_compile: bool = False, length_buckets=None
+):
     """`(probabilities [N, num_classes], labels)` of an unbatched `(inputs, label)` dataset.
 
     With `group_ids` (the input each example is a window of, e.g. `DataSplits.test_groups`),
     the probabilities of one input's windows are averaged into one row per input
     by `windows.mean_per_group`, exactly as the exported model does.
     """
-    outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile, what="evaluating")
+    outputs, labels = predict_dataset(model, dataset, batch_size, jit_compile, "evaluating", length_buckets)
     return average_per_group(np.asarray(head_kind(kind).class_probabilities(outputs)), labels, group_ids)
 
 

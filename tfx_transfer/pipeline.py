@@ -113,7 +113,7 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     def test_predictions():
         return predict_probabilities(
             model, splits.test, recipe.data.batch_size, recipe.head.kind, splits.test_groups,
-            recipe.distribute.jit_compile,
+            recipe.distribute.jit_compile, splits.length_buckets,
         )
 
     def test_metrics(probabilities, labels):

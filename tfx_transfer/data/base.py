@@ -88,6 +88,8 @@ class DataSplits:
     # so that test metrics average the windows' predictions per input as the export does.
     test_groups: np.ndarray | None = None
     manifest: SplitManifest | None = None
+    # For token inputs: the `LengthBuckets` their batches are cut to (`data.text.bucket_by_length`).
+    length_buckets: Any = None
 
     @property
     def sources(self) -> dict[str, list[str]]:

@@ -20,6 +20,8 @@ every real token is kept, and a mask-aware model gives the same outputs.
 [[2, 4]]
 """
 
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -149,3 +151,39 @@ def token_counts(dataset, mask_key: str = MASK_KEY) -> tuple[int, int]:
         positions += mask.size
         real += int((mask != 0).sum())
     return positions, real
+
+
+@dataclasses.dataclass(frozen=True)
+class LengthBuckets:
+    """How a text data set's batches are padded: to the smallest of `lengths` that holds their longest text.
+
+    Training batches group texts of one bucket (`training_batches`); every other
+    pass keeps the data's order (`batches`), so outputs line up with examples.
+
+    >>> ds = tf.data.Dataset.from_tensor_slices(({"padding_mask": [[1, 0, 0, 0], [1, 1, 1, 0]]}, [0, 1]))
+    >>> buckets = LengthBuckets(bucket_lengths(4, smallest=2))
+    >>> [x["padding_mask"].shape.as_list() for x, _ in buckets.batches(ds, 1)], buckets.count_training_batches(ds, 1)
+    ([[1, 2], [1, 4]], 2)
+    """
+
+    lengths: tuple[int, ...]
+    mask_key: str = MASK_KEY
+
+    def training_batches(self, dataset, batch_size: int):
+        """`batches_by_length`: shuffle `dataset` first; the batches per epoch are `count_training_batches`."""
+        return batches_by_length(dataset, batch_size, self.lengths, self.mask_key)
+
+    def batches(self, dataset, batch_size: int):
+        """`ordered_batches`: batches in the order of `dataset`."""
+        return ordered_batches(dataset, batch_size, self.lengths, self.mask_key)
+
+    def count_training_batches(self, dataset, batch_size: int) -> int:
+        """How many batches `training_batches` makes of `dataset` (the same in every epoch: shuffling
+        moves texts between batches, not between buckets)."""
+        tokens = [
+            np.asarray(t)
+            for t in dataset.map(lambda *element: _real_tokens(_split_inputs(element if len(element) > 1 else element[0])[0], self.mask_key)).batch(4096)
+        ]
+        tokens = np.concatenate(tokens) if tokens else np.zeros(0, np.int64)
+        per_bucket = np.bincount(np.searchsorted(self.lengths, tokens, side="left"), minlength=len(self.lengths))
+        return int(sum(-(-int(n) // batch_size) for n in per_bucket))

@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
+from tfx_transfer.data.bucketing import LengthBuckets, bucket_lengths
 from tfx_transfer.data.shares import WHOLE, current_share
 from tfx_transfer.data.sources import (
     PooledExamples,
@@ -59,6 +60,11 @@ class TextOptions:
     every `window_stride` tokens (`long_texts: windows`; by default windows
     side by side), at most `max_windows` per text; longer texts keep their
     first `max_windows` windows and are counted in the data report.
+
+    `bucket_by_length` pads each batch only to the smallest of a few bucket
+    lengths (16, 32, 64, ... `sequence_length`) that holds its longest text,
+    instead of to `sequence_length`: short texts then cost what they hold.
+    Training batches then group texts of similar length.
     """
 
     text_column: str = "text"
@@ -69,6 +75,7 @@ class TextOptions:
     long_texts: Literal["truncate", "windows"] = "truncate"
     window_stride: int | None = None
     max_windows: int = 8
+    bucket_by_length: bool = True
 
     def __post_init__(self):
         if not self.text_column or not self.label_column:
@@ -498,16 +505,21 @@ def load_data(recipe, backbone) -> DataSplits:
         "skipped": skipped.items,
     }
     if preprocessor.windows:
-        return _windowed_splits(splits, read, preprocessor, options, class_names, report, manifest)
-    datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in read.items()}
-    return DataSplits(
-        train=datasets["train"],
-        validation=datasets["validation"],
-        test=datasets["test"],
-        class_names=list(class_names),
-        report=report,
-        manifest=manifest,
-    )
+        data = _windowed_splits(splits, read, preprocessor, options, class_names, report, manifest)
+    else:
+        datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in read.items()}
+        data = DataSplits(
+            train=datasets["train"],
+            validation=datasets["validation"],
+            test=datasets["test"],
+            class_names=list(class_names),
+            report=report,
+            manifest=manifest,
+        )
+    sequence_length = backbone.input_config.get("sequence_length")
+    if options.bucket_by_length and sequence_length:
+        data.length_buckets = LengthBuckets(bucket_lengths(sequence_length))
+    return data
 
 
 def _read_splits(splits: dict[str, LabelledTexts]) -> dict[str, LabelledTexts]:

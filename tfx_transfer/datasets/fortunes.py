@@ -20,6 +20,7 @@ DIR/dataset.json      source files, settings, counts per class, what was left ou
 
 import csv
 import io
+import random
 import re
 
 from tfx_transfer import storage
@@ -41,11 +42,24 @@ def read_fortunes(path) -> list[str]:
     return [joined for joined in (" ".join(entry.split()) for entry in entries) if joined]
 
 
-def make_fortunes(out_dir, topics=TOPICS, max_words: int = MAX_WORDS, source_dir: str = FORTUNES_DIR) -> str:
-    """Writes `out_dir/fortunes.csv` (text,label) and `dataset.json`; returns the CSV's path."""
+def make_fortunes(
+    out_dir, topics=TOPICS, max_words: int = MAX_WORDS, source_dir: str = FORTUNES_DIR, sizes=None, seed: int = 0
+) -> str:
+    """Writes `out_dir/fortunes.csv` (text,label) and `dataset.json`; returns the CSV's path.
+
+    With `sizes` (one count per topic, in the order of `topics`), each topic keeps that many of
+    its texts, drawn with `seed`: e.g. `topics=("computers", "politics", "science"), sizes=(630, 250,
+    90)` makes an imbalanced set.
+    """
     if max_words < 1:
         raise ValueError(f"max_words must be positive, received {max_words}.")
-    topics = sorted({str(t) for t in topics})
+    topics = [str(t) for t in topics]
+    if sizes is not None and (len(sizes) != len(topics) or any(int(n) < 1 for n in sizes)):
+        raise ValueError(f"sizes must give one positive count per topic ({topics}), received {list(sizes)}.")
+    wanted = dict(zip(topics, sizes)) if sizes is not None else {}
+    if len(set(topics)) != len(topics):
+        raise ValueError(f"topics must be distinct, received {topics}.")
+    topics = sorted(topics)
     if len(topics) < 2:
         raise ValueError(f"A classifier needs at least 2 topics, received {topics}.")
     by_topic = {}
@@ -67,6 +81,8 @@ def make_fortunes(out_dir, topics=TOPICS, max_words: int = MAX_WORDS, source_dir
                 left_out["longer than max_words"] += 1
             else:
                 rows.append((entry, topic))
+    if wanted:
+        rows = _subsample(rows, wanted, seed)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(["text", "label"])
@@ -76,8 +92,22 @@ def make_fortunes(out_dir, topics=TOPICS, max_words: int = MAX_WORDS, source_dir
     storage.write_json_atomic(storage.join(out_dir, "dataset.json"), {
         "source": {"debian_package": "fortunes", "dir": source_dir, "files": [f"{t}.u8" for t in topics]},
         "max_words": max_words,
+        "sizes": {t: int(n) for t, n in wanted.items()} or None,
+        "seed": seed,
         "counts": {t: sum(1 for _, label in rows if label == t) for t in topics},
         "mean_words": sum(len(text.split()) for text, _ in rows) / max(len(rows), 1),
         "left_out": left_out,
     })
     return csv_path
+
+
+def _subsample(rows, sizes: dict, seed: int) -> list:
+    """`sizes[topic]` rows of each topic drawn with `seed`, in their original order."""
+    rng = random.Random(seed)
+    kept = set()
+    for topic, size in sizes.items():
+        indices = [i for i, (_, label) in enumerate(rows) if label == topic]
+        if size > len(indices):
+            raise ValueError(f"Topic {topic!r} has {len(indices)} texts of at most max_words words; {size} were asked for.")
+        kept.update(rng.sample(indices, int(size)))
+    return [row for i, row in enumerate(rows) if i in kept]

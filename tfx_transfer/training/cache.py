@@ -47,15 +47,17 @@ class FeatureCache:
         self._jit_compile = jit_compile
         self._entries = {}
 
-    def compute(self, key, make_extractor, inputs: dict) -> list:
+    def compute(self, key, make_extractor, inputs: dict, length_buckets=None) -> list:
         """The train and validation datasets under `key`; each missing one is `make_extractor()`'s outputs
-        on `inputs[split]` (a dataset, or None for a split the data does not have)."""
+        on `inputs[split]` (a dataset, or None for a split the data does not have), in batches cut to
+        `length_buckets` when given (token inputs, outputs without a token axis)."""
         for split in SPLITS:
             if inputs[split] is not None and (split, key) not in self._entries:
                 with self._strategy.scope():
                     extractor = make_extractor()
                 self._entries[(split, key)] = predict_dataset(
-                    extractor, inputs[split], self._batch_size, self._jit_compile, what=f"caching {key} ({split} split)"
+                    extractor, inputs[split], self._batch_size, self._jit_compile, f"caching {key} ({split} split)",
+                    length_buckets,
                 )
         return [self.dataset(split, key) for split in SPLITS]
 

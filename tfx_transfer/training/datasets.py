@@ -18,20 +18,31 @@ SPLITS = ("train", "validation")
 
 
 def batch_dataset(
-    dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None
+    dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None,
+    length_buckets=None,
 ):
     """Shuffles (when `shuffle_seed` is given), batches, augments and encodes targets for `fit`.
 
     `kind` is a `head.kind` name; its `HeadKind` turns the loaders' labels into what its loss takes.
     With `examples`, an epoch is that many examples: the shuffled dataset starts over (reshuffled)
     when it runs out, so that every worker of a multi-worker run takes the same number of steps.
+    With `length_buckets` (a `LengthBuckets`, for token inputs), shuffled batches group texts of
+    similar length and every batch is cut to its bucket's length.
     """
     kind = head_kind(kind)
+    if length_buckets is not None and examples is not None:
+        raise ValueError("Length bucketing gives each worker its own number of batches; it cannot take `examples`.")
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     if examples is not None:
         dataset = dataset.repeat().take(examples)
-    dataset = dataset.batch(batch_size)
+    if length_buckets is None:
+        dataset = dataset.batch(batch_size)
+    elif shuffle_seed is None:
+        dataset = length_buckets.batches(dataset, batch_size)
+    else:
+        batches = length_buckets.count_training_batches(dataset, batch_size)
+        dataset = with_length(length_buckets.training_batches(dataset, batch_size), batches)
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
         dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)

@@ -216,14 +216,29 @@ class PhaseRunner:
             trained = self._trained_model(plan)
         train_set, val_set = self._inputs(plan)
         batch_size, steps, examples = self._share_batching(int(train_set.cardinality()))
+        buckets = self._length_buckets(plan)
         train = batch_dataset(
             train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
-            examples=examples,
+            examples=examples, length_buckets=buckets,
         )
+        if buckets is not None:
+            steps = int(train.cardinality())
         global_batch = self.recipe.data.batch_size  # validation is not sharded: fit divides it among the workers
-        val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes) if val_set is not None else None
+        val = None
+        if val_set is not None:
+            val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes, length_buckets=buckets)
         return PhaseInputs(plan, trained, train, val, steps)
+
+    def _length_buckets(self, plan):
+        """The data's `LengthBuckets` when `plan` trains the full model on token inputs on one worker, else None.
+
+        Cached inputs have no padding left to cut (pooled features) or are not cut yet (frozen-block
+        outputs); under `multi_worker` every worker must take the same number of batches.
+        """
+        if plan.mode != FULL_MODEL or self.share != WHOLE:
+            return None
+        return self.splits.length_buckets
 
     def _train_label_counts(self) -> np.ndarray:
         """Examples per class in the whole training split: under `multi_worker` summed over the workers' shares."""
@@ -342,7 +357,8 @@ class PhaseRunner:
             )
         else:
             train_set, val_set = self._cache.compute(
-                POOLED_FEATURES, lambda: submodels.features_model(self.model, self.head), splits
+                POOLED_FEATURES, lambda: submodels.features_model(self.model, self.head), splits,
+                self.splits.length_buckets,
             )
         return with_length(train_set), with_length(val_set) if val_set is not None else None
 
