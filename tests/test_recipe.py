@@ -1,5 +1,8 @@
 """Recipes: typed YAML loading, errors that name the key, `--set` overrides."""
 
+import glob
+import os
+
 import pytest
 
 from tfx_transfer.config import ConfigError
@@ -115,3 +118,9 @@ def test_phase_fine_tuning_keys_parse_and_override():
 def test_bad_fine_tuning_keys_name_the_phase_and_value(phase, message):
     with pytest.raises(ConfigError, match=message):
         recipe_from_dict({"phases": [{"name": "p", **phase}]})
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(os.path.dirname(__file__), "..", "recipes", "*.yaml"))))
+def test_every_shipped_recipe_fills_the_schema(path):
+    recipe = load_recipe(path)
+    assert recipe.phases and recipe.name == os.path.splitext(os.path.basename(path))[0]
