@@ -18,20 +18,23 @@ SPLITS = ("train", "validation")
 
 
 def batch_dataset(
-    dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None
+    dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None,
+    drop_remainder=False,
 ):
     """Shuffles (when `shuffle_seed` is given), batches, augments and encodes targets for `fit`.
 
     `kind` is a `head.kind` name; its `HeadKind` turns the loaders' labels into what its loss takes.
     With `examples`, an epoch is that many examples: the shuffled dataset starts over (reshuffled)
     when it runs out, so that every worker of a multi-worker run takes the same number of steps.
+    With `drop_remainder`, a last batch smaller than `batch_size` is left out: every batch then has a
+    static shape.
     """
     kind = head_kind(kind)
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     if examples is not None:
         dataset = dataset.repeat().take(examples)
-    dataset = dataset.batch(batch_size)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
         dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)

@@ -219,7 +219,7 @@ class PhaseRunner:
         train = batch_dataset(
             train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
-            examples=examples,
+            examples=examples, drop_remainder=self.recipe.data.drop_remainder,
         )
         global_batch = self.recipe.data.batch_size  # validation is not sharded: fit divides it among the workers
         val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes) if val_set is not None else None
@@ -236,9 +236,18 @@ class PhaseRunner:
         One worker batches at `data.batch_size`. Under `multi_worker` each worker holds its share of
         the training split (`data.shares`) and batches it per replica (`data.batch_size` divided by all
         replicas, so a step still takes the global batch); every worker takes as many steps as the
-        worker with the largest share needs, a smaller share starting over within the epoch.
+        worker with the largest share needs, a smaller share starting over within the epoch. Those batches
+        are all full, so `data.drop_remainder` changes the steps of one worker only.
         """
         batch_size = self.recipe.data.batch_size
+        if self.share == WHOLE and self.recipe.data.drop_remainder:
+            if examples < batch_size:
+                raise ConfigError(
+                    f"data.drop_remainder is true but the training split has {examples} examples, fewer than "
+                    f"data.batch_size {batch_size}: no batch would be left. Lower data.batch_size or set "
+                    "data.drop_remainder: false."
+                )
+            return batch_size, examples // batch_size, None
         if self.share == WHOLE:
             return batch_size, max(1, -(-examples // batch_size)), None
         per_replica = per_replica_batch(self.strategy, batch_size)
