@@ -221,3 +221,50 @@ def test_each_worker_decodes_and_caches_only_its_share_of_the_training_split(tmp
     assert chief["losses"] == other["losses"]
     assert all(np.isfinite(loss) for losses in chief["losses"] for loss in losses)
     assert os.path.isdir(chief["export_dir"]) and other["export_dir"] is None
+
+
+# Each worker gets its own run_dir and export base, so whatever a non-chief worker writes stays visible.
+PRIVATE_DIRS_WORKER = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+from harness import tiny_resnet
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.pipeline import train
+from tfx_transfer.recipe import recipe_from_dict
+
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+out = {root!r} + f"/worker_{{index}}"
+register_source("test_tiny", lambda c: tiny_resnet())
+result = train(recipe_from_dict({{
+    "name": "private_dirs",
+    "run_dir": out + "/run",
+    "backup_interval_seconds": 0,
+    "data": {{"source": "folder", "path": {root!r} + "/data", "batch_size": 4}},
+    "backbone": {{"source": "test_tiny"}},
+    "phases": [{{"name": "head", "epochs": 2, "learning_rate": 0.01}},
+               {{"name": "fine_tune", "epochs": 2, "learning_rate": 0.001, "freeze": {{"last_blocks": 1}},
+                 "cache_features": False}}],
+    "distribute": {{"strategy": "multi_worker"}},
+    "export": {{"base_dir": out + "/exports", "warmup_requests": False}},
+}}))
+print(json.dumps({{"export_dir": result.export_dir}}))
+"""
+
+
+@pytest.mark.slow
+def test_only_the_chief_writes_run_files_backups_and_exports(tmp_path):
+    """A backup after every epoch, best-epoch weights, phase checkpoints, metrics, report and export: all from
+    the chief; the other worker, given a run directory and export base of its own, writes not a single file there."""
+    write_image_folder(str(tmp_path / "data"), per_class=8, size=(16, 16))
+    script = textwrap.dedent(PRIVATE_DIRS_WORKER).format(tests=os.path.dirname(__file__), root=str(tmp_path))
+    results = _run_workers(script)
+    for index, result in enumerate(results):
+        assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
+    chief_files = {
+        os.path.relpath(os.path.join(directory, name), tmp_path / "worker_0")
+        for directory, _, names in os.walk(tmp_path / "worker_0") for name in names
+    }
+    assert {"run/metrics.json", "run/state.json", "run/history_head.csv", "run/history_fine_tune.csv",
+            "run/model.keras", "exports/private_dirs/1/saved_model.pb"} <= chief_files
+    other_files = [os.path.join(d, n) for d, _, names in os.walk(tmp_path / "worker_1") for n in names]
+    assert other_files == []
