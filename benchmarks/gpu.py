@@ -11,7 +11,7 @@ compilation, and Keras' retrace for a smaller last batch can compile once more
 in the second), each phase's wall time, and the test accuracy of the run.
 
     python benchmarks/gpu.py              # recipes/fashion_mnist_efficientnet_lite0.yaml and bbc_news_minilm.yaml
-    python benchmarks/gpu.py --small      # tiny random-weight models on generated data (CPU: 2-9 min)
+    python benchmarks/gpu.py --small      # tiny random-weight models on generated data (CPU: 12 min on 2 busy cores)
 
 A combination that fails (e.g. no float16 kernel on this device) gets a row
 saying why instead of stopping the script.
@@ -154,7 +154,7 @@ def device_note(precision: str) -> str:
     """What to keep in mind reading a row measured on this machine."""
     if tf.config.list_physical_devices("GPU") or precision == "float32":
         return ""
-    return "no GPU: CPUs have no fast kernels for this precision, expect it slower than float32"
+    return "no GPU: mixed precision speeds up GPUs and TPUs, not CPUs; this row checks that it runs"
 
 
 def markdown_table(rows: list) -> str:
