@@ -23,7 +23,7 @@ from tfx_transfer.training import PhaseRunner
 
 BATCH = 8
 PHASES = [
-    {"name": "head", "epochs": 2, "learning_rate": 0.01},
+    {"name": "head", "epochs": 1, "learning_rate": 0.01},
     {"name": "fine_tune", "epochs": 1, "learning_rate": 0.001, "freeze": {"last_blocks": 1}},
 ]
 
@@ -88,7 +88,7 @@ def test_train_steps_compile_with_xla_on_static_string_free_batches(make_recipe,
 
     results = runner.run()
     assert compiled_with.jit_compile == [True, True]  # an op XLA cannot compile would have failed fit
-    assert [r.epochs_run for r in results] == [2, 1]
+    assert [r.epochs_run for r in results] == [1, 1]
     for result in results:
         assert all(np.isfinite(result.history["loss"])), result.history
 
