@@ -221,3 +221,142 @@ def test_each_worker_decodes_and_caches_only_its_share_of_the_training_split(tmp
     assert chief["losses"] == other["losses"]
     assert all(np.isfinite(loss) for losses in chief["losses"] for loss in losses)
     assert os.path.isdir(chief["export_dir"]) and other["export_dir"] is None
+
+
+# Each worker gets its own run_dir and export base, so whatever a non-chief worker writes stays visible.
+PRIVATE_DIRS_WORKER = """
+import json, os, sys
+sys.path.insert(0, {tests!r})
+from harness import tiny_resnet
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.pipeline import train
+from tfx_transfer.recipe import recipe_from_dict
+
+index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
+out = {root!r} + f"/worker_{{index}}"
+register_source("test_tiny", lambda c: tiny_resnet())
+result = train(recipe_from_dict({{
+    "name": "private_dirs",
+    "run_dir": out + "/run",
+    "backup_interval_seconds": 0,
+    "data": {{"source": "folder", "path": {root!r} + "/data", "batch_size": 4}},
+    "backbone": {{"source": "test_tiny"}},
+    "phases": [{{"name": "head", "epochs": 2, "learning_rate": 0.01}},
+               {{"name": "fine_tune", "epochs": 2, "learning_rate": 0.001, "freeze": {{"last_blocks": 1}},
+                 "cache_features": False}}],
+    "distribute": {{"strategy": "multi_worker"}},
+    "export": {{"base_dir": out + "/exports", "warmup_requests": False}},
+}}))
+print(json.dumps({{"export_dir": result.export_dir}}))
+"""
+
+
+@pytest.mark.slow
+def test_only_the_chief_writes_run_files_backups_and_exports(tmp_path):
+    """A backup after every epoch, best-epoch weights, phase checkpoints, metrics, report and export: all from
+    the chief; the other worker, given a run directory and export base of its own, writes not a single file there."""
+    write_image_folder(str(tmp_path / "data"), per_class=8, size=(16, 16))
+    script = textwrap.dedent(PRIVATE_DIRS_WORKER).format(tests=os.path.dirname(__file__), root=str(tmp_path))
+    results = _run_workers(script)
+    for index, result in enumerate(results):
+        assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
+    chief_files = {
+        os.path.relpath(os.path.join(directory, name), tmp_path / "worker_0")
+        for directory, _, names in os.walk(tmp_path / "worker_0") for name in names
+    }
+    assert {"run/metrics.json", "run/state.json", "run/history_head.csv", "run/history_fine_tune.csv",
+            "run/model.keras", "exports/private_dirs/1/saved_model.pb"} <= chief_files
+    other_files = [os.path.join(d, n) for d, _, names in os.walk(tmp_path / "worker_1") for n in names]
+    assert other_files == []
+
+
+# Prints each fitted epoch; with SLOW_EPOCHS set, sleeps after each epoch's backup so that a test can kill a
+# worker mid-phase.
+RESTARTED_WORKER = """
+import json, os, sys, time
+import keras
+sys.path.insert(0, {tests!r})
+from harness import tiny_resnet
+from tfx_transfer.backbones.registry import register_source
+from tfx_transfer.pipeline import train
+from tfx_transfer.recipe import recipe_from_dict
+
+class PrintEpochs(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        print(json.dumps({{"epoch": epoch + 1, "loss": float(logs["loss"])}}), flush=True)
+        time.sleep(float(os.environ.get("SLOW_EPOCHS", "0")))
+
+register_source("test_tiny", lambda c: tiny_resnet())
+result = train(recipe_from_dict({{
+    "name": "restarted",
+    "run_dir": {root!r} + "/run",
+    "backup_interval_seconds": 0,
+    "data": {{"source": "folder", "path": {root!r} + "/data", "batch_size": 4}},
+    "backbone": {{"source": "test_tiny"}},
+    "phases": [{{"name": "head", "epochs": 4, "learning_rate": 0.01, "early_stopping_patience": None}}],
+    "distribute": {{"strategy": "multi_worker"}},
+    "export": {{"enabled": False}},
+}}), callbacks=[PrintEpochs()])
+print(json.dumps({{"done": result.metrics["phases"][0]["epochs_run"]}}), flush=True)
+"""
+
+
+def _start_workers(script, extra_env=None):
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    return [
+        subprocess.Popen(
+            [sys.executable, "-c", script], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(extra_env or {}),
+                 "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})},
+        )
+        for index in range(2)
+    ]
+
+
+def _json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.mark.slow
+def test_a_job_restarted_after_a_worker_dies_resumes_from_the_last_backup_without_repeating_epochs(tmp_path):
+    write_image_folder(str(tmp_path / "data"), per_class=8, size=(16, 16))
+    script = textwrap.dedent(RESTARTED_WORKER).format(tests=os.path.dirname(__file__), root=str(tmp_path))
+    record = tmp_path / "run" / "backup" / "head" / "backup.json"
+    workers = _start_workers(script, {"SLOW_EPOCHS": "3"})
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and time.monotonic() < deadline and workers[0].poll() is None:
+            time.sleep(0.2)
+        assert record.exists(), workers[0].communicate(timeout=10)[1][-3000:]
+        workers[1].kill()  # the other worker dies after the chief backed up its first epoch
+        try:
+            survivor_stdout, survivor_stderr = workers[0].communicate(timeout=60)
+            survivor_exit = workers[0].returncode
+        except subprocess.TimeoutExpired:  # still waiting for the dead worker: the restart stops it
+            workers[0].kill()
+            survivor_stdout, survivor_stderr = workers[0].communicate()
+            survivor_exit = None
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
+    first = _json_lines(survivor_stdout)
+    backed_up = json.loads(record.read_text())["epoch"]
+    assert survivor_exit != 0, "the chief finished although its peer was dead"
+
+    results = _run_workers(script)  # the whole job restarts: same TF_CONFIG shape, same run_dir
+    for index, result in enumerate(results):
+        assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
+    second = _json_lines(results[0].stdout)
+    resumed = [line["epoch"] for line in second if "epoch" in line]
+    assert resumed == list(range(backed_up + 1, 5)), (first, backed_up, second)  # no epoch fitted twice
+    assert second[-1] == {"done": 4}
+    with open(tmp_path / "run" / "history_head.csv") as f:
+        history = list(csv.DictReader(f))
+    assert [int(row["epoch"]) for row in history] == [0, 1, 2, 3]
+    for line in first:  # the epochs of the first attempt are kept as they were
+        if "epoch" in line and line["epoch"] <= backed_up:
+            assert float(history[line["epoch"] - 1]["loss"]) == pytest.approx(line["loss"], rel=1e-6)
+    print(f"survivor exit code {survivor_exit}; first attempt fitted {[l['epoch'] for l in first if 'epoch' in l]}, "
+          f"backed up {backed_up}, resumed {resumed}")

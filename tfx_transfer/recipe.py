@@ -39,6 +39,12 @@ class DataConfig:
     `tfx_transfer.data.split_manifest`); every example then goes to the split
     its row names instead of a split drawn with the seed, and the fractions
     are not used.
+
+    `drop_remainder: true` leaves out each training epoch's last, smaller batch
+    (a different remainder each epoch, as the split is reshuffled), so every
+    training step has the same static shape: what XLA on a TPU needs, and it
+    spares XLA (`distribute.jit_compile`) a second compilation for the smaller batch.
+    Text training batches are then padded to `sequence_length`, not bucketed by length.
     """
 
     source: str = "folder"
@@ -52,6 +58,7 @@ class DataConfig:
     split_manifest: str | None = None
     max_train_examples: int | None = None
     batch_size: int = 32
+    drop_remainder: bool = False
     shuffle_buffer: int = 2048
     text: TextOptions = dataclasses.field(default_factory=TextOptions)
     audio: AudioOptions = dataclasses.field(default_factory=AudioOptions)

@@ -19,7 +19,7 @@ SPLITS = ("train", "validation")
 
 def batch_dataset(
     dataset, batch_size, kind, num_classes, shuffle_seed=None, shuffle_buffer=2048, augment=None, examples=None,
-    length_buckets=None,
+    length_buckets=None, drop_remainder=False,
 ):
     """Shuffles (when `shuffle_seed` is given), batches, augments and encodes targets for `fit`.
 
@@ -28,16 +28,20 @@ def batch_dataset(
     when it runs out, so that every worker of a multi-worker run takes the same number of steps.
     With `length_buckets` (a `LengthBuckets`, for token inputs), shuffled batches group texts of
     similar length and every batch is cut to its bucket's length.
+    With `drop_remainder`, a last batch smaller than `batch_size` is left out: every batch then has a
+    static shape.
     """
     kind = head_kind(kind)
     if length_buckets is not None and examples is not None:
         raise ValueError("Length bucketing gives each worker its own number of batches; it cannot take `examples`.")
+    if length_buckets is not None and drop_remainder:
+        raise ValueError("Length bucketing makes batches of several shapes; it cannot take `drop_remainder`.")
     if shuffle_seed is not None:
         dataset = dataset.shuffle(shuffle_buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     if examples is not None:
         dataset = dataset.repeat().take(examples)
     if length_buckets is None:
-        dataset = dataset.batch(batch_size)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     elif shuffle_seed is None:
         dataset = length_buckets.batches(dataset, batch_size)
     else:

@@ -220,7 +220,7 @@ class PhaseRunner:
         train = batch_dataset(
             train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.recipe.seed,
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
-            examples=examples, length_buckets=buckets,
+            examples=examples, length_buckets=buckets, drop_remainder=self.recipe.data.drop_remainder,
         )
         if buckets is not None:
             steps = int(train.cardinality())
@@ -234,9 +234,10 @@ class PhaseRunner:
         """The data's `LengthBuckets` when `plan` trains the full model on token inputs on one worker, else None.
 
         Cached inputs have no padding left to cut (pooled features) or are not cut yet (frozen-block
-        outputs); under `multi_worker` every worker must take the same number of batches.
+        outputs); under `multi_worker` every worker must take the same number of batches; with
+        `data.drop_remainder` every training batch must have one static shape.
         """
-        if plan.mode != FULL_MODEL or self.share != WHOLE:
+        if plan.mode != FULL_MODEL or self.share != WHOLE or self.recipe.data.drop_remainder:
             return None
         return self.splits.length_buckets
 
@@ -251,9 +252,18 @@ class PhaseRunner:
         One worker batches at `data.batch_size`. Under `multi_worker` each worker holds its share of
         the training split (`data.shares`) and batches it per replica (`data.batch_size` divided by all
         replicas, so a step still takes the global batch); every worker takes as many steps as the
-        worker with the largest share needs, a smaller share starting over within the epoch.
+        worker with the largest share needs, a smaller share starting over within the epoch. Those batches
+        are all full, so `data.drop_remainder` changes the steps of one worker only.
         """
         batch_size = self.recipe.data.batch_size
+        if self.share == WHOLE and self.recipe.data.drop_remainder:
+            if examples < batch_size:
+                raise ConfigError(
+                    f"data.drop_remainder is true but the training split has {examples} examples, fewer than "
+                    f"data.batch_size {batch_size}: no batch would be left. Lower data.batch_size or set "
+                    "data.drop_remainder: false."
+                )
+            return batch_size, examples // batch_size, None
         if self.share == WHOLE:
             return batch_size, max(1, -(-examples // batch_size)), None
         per_replica = per_replica_batch(self.strategy, batch_size)
