@@ -185,7 +185,9 @@ def main(argv=None):
     parser.add_argument("--text-recipe", default=str(REPOSITORY / "recipes/bbc_news_minilm.yaml"))
     parser.add_argument("--epochs", type=int, default=3, help="epochs per phase (default 3)")
     parser.add_argument("--work-dir", default=None, help="run directories go here (default: a new temporary directory)")
+    parser.add_argument("--xla", choices=("both", "off", "on"), default="both", help="which compilers to measure")
     args = parser.parse_args(argv)
+    compilers = COMPILERS if args.xla == "both" else (args.xla == "on",)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="gpu_benchmark_")
     if args.small:
         recipes = small_recipes(work_dir, args.epochs)
@@ -194,7 +196,7 @@ def main(argv=None):
     rows = []
     for modality, recipe in recipes.items():
         for precision in PRECISIONS:
-            for jit_compile in COMPILERS:
+            for jit_compile in compilers:
                 start = time.perf_counter()
                 rows.append(measure(modality, recipe, precision, jit_compile, work_dir))
                 print(f"{modality} {precision} XLA {rows[-1]['XLA']}: {time.perf_counter() - start:.0f} s", file=sys.stderr)

@@ -30,7 +30,9 @@ def parse_table(stdout: str) -> list[dict]:
 @pytest.mark.slow
 def test_small_configuration_prints_every_row_with_finite_numbers(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--small", "--work-dir", str(tmp_path)],
+        # XLA off: its compiles would take most of the test's time; the XLA train step is
+        # checked in test_tpu_readiness.py.
+        [sys.executable, str(SCRIPT), "--small", "--epochs", "2", "--xla", "off", "--work-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=900, cwd=SCRIPT.parent.parent,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,9 +42,9 @@ def test_small_configuration_prints_every_row_with_finite_numbers(tmp_path):
         (modality, precision, xla)
         for modality in ("image", "text")
         for precision in ("float32", "mixed_float16", "mixed_bfloat16")
-        for xla in ("off", "on")
+        for xla in ("off",)
     }
-    assert len(rows) == 12
+    assert len(rows) == 6
     for row in rows:
         assert not row["note"].startswith("failed"), row  # every precision runs on CPU in TF 2.21, slowly
         values = {column: float(row[column].replace(",", "")) for column in NUMBER_COLUMNS}
