@@ -18,8 +18,11 @@ Methods (each in its own child process, so peak memory is per method):
   toolkit's Keras graph with the packaged weights, wrapped as a `keras_hub.models.Backbone`),
   `compile()` defaults, full fine-tune; `--sweep` as above.
 
-Columns: test accuracy; seconds of fit + evaluation; setup seconds (the rest of the process:
-interpreter, imports, data, model; for the toolkit also its checkpoints, report and export);
+Columns: test accuracy; seconds of fit + evaluation (for the toolkit: from its data summary,
+logged once data and model are ready, to its last test evaluation: feature caching, every phase
+and every test evaluation); setup seconds (process start to the start of fitting: interpreter,
+imports, data, model); the whole process's wall seconds (the toolkit's also hold its checkpoint,
+report and export; the Keras peers' their per-epoch test evaluations);
 seconds of training until the method first reached the best peer's accuracy (the best of the
 methods other than the toolkit), on the per-epoch points a method has (Keras peers are
 evaluated on the test split after every epoch, off the clock; the toolkit after every phase;
@@ -35,6 +38,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -109,7 +113,7 @@ def limited_manifest(recipe, limit: int, path: str) -> str:
 
 @dataclasses.dataclass
 class Outcome:
-    """One method's row: its accuracy, clocks, per-epoch `(training seconds, test accuracy)` points, memory."""
+    """One method's row: its accuracy, clocks, `(training seconds, test accuracy)` points, memory."""
 
     method: str
     label: str
@@ -117,42 +121,71 @@ class Outcome:
     fit_eval_seconds: float
     setup_seconds: float
     points: list
+    wall_seconds: float = 0.0
     peak_mb: float = 0.0
     validation_accuracy: float | None = None
+    learning_rate: float | None = None
     load_average: tuple = ()
 
 
-def run_child(command: list[str], what: str) -> tuple[float, float, float]:
-    """Runs `command` from the repository root; `(start time, wall seconds, peak RSS in MB)`; fails loudly."""
+@dataclasses.dataclass
+class ChildRun:
+    """A finished child process: when it started (epoch seconds), its wall seconds, peak RSS and timed output."""
+
+    start_time: float
+    wall: float
+    peak_mb: float
+    lines: list  # (seconds since start, line)
+
+
+def run_child(command: list[str], what: str) -> ChildRun:
+    """Runs `command` with this repository's package, echoing and timing its output; fails loudly."""
     logger.info("%s: %s", what, " ".join(command))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     start_time, start = time.time(), time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in process.stdout:
+        lines.append((time.perf_counter() - start, line.rstrip("\n")))
+        sys.stderr.write(line)
     _, status, usage = os.wait4(process.pid, 0)
     process.returncode = os.waitstatus_to_exitcode(status)
     wall = time.perf_counter() - start
     if process.returncode != 0:
         raise SystemExit(f"peers.py: {what} failed with exit code {process.returncode}; its output is above.")
-    return start_time, wall, usage.ru_maxrss / 1024.0  # ru_maxrss is in KiB on Linux
+    return ChildRun(start_time, wall, usage.ru_maxrss / 1024.0, lines)  # ru_maxrss is in KiB on Linux
+
+
+# The toolkit logs its data summary once the data and model are ready, and its progress through every test
+# evaluation (one after each phase); their times split its process into setup, fit + evaluation, and export.
+DATA_READY = "examples per class and split"
+TEST_EVALUATED = re.compile(r"evaluating: .*\(100%\)")
 
 
 def run_toolkit(recipe_path, overrides, work_dir) -> tuple[Outcome, str]:
-    """The recipe through the CLI; its outcome (points after each phase) and its run's `splits.csv`."""
+    """The recipe through the CLI; its outcome (a point after each phase) and its run's `splits.csv`."""
     run_dir = storage.join(work_dir, "toolkit_run")
     overrides = [*overrides, f"run_dir={run_dir}", f"export.base_dir={storage.join(work_dir, 'exports')}"]
     command = [sys.executable, "-m", "tfx_transfer.cli", "train", recipe_path]
     for override in overrides:
         command += ["--set", override]
     load_before = os.getloadavg()[0]
-    _, wall, peak = run_child(command, "toolkit")
+    child = run_child(command, "toolkit")
     metrics = storage.read_json(storage.join(run_dir, "metrics.json"))
-    elapsed, points = 0.0, []
-    for phase in metrics["phases"]:
-        elapsed += phase["seconds"]
-        test = phase["test"] or metrics["test"]
-        points.append((elapsed, test["accuracy"]))
+    phases = metrics["phases"]
+    ready = [seconds for seconds, line in child.lines if DATA_READY in line]
+    evaluated = [seconds for seconds, line in child.lines if TEST_EVALUATED.search(line)][-len(phases):]
+    if not ready or len(evaluated) != len(phases):
+        raise SystemExit(
+            f"peers.py: the toolkit's output no longer shows {DATA_READY!r} and one line matching "
+            f"{TEST_EVALUATED.pattern!r} per phase ({len(phases)}); update DATA_READY / TEST_EVALUATED."
+        )
+    accuracies = [(phase["test"] or metrics["test"])["accuracy"] for phase in phases]
     outcome = Outcome(
-        "toolkit", f"toolkit: {pathlib.Path(recipe_path).name} via the CLI ({describe_phases(metrics['phases'])})",
-        metrics["test"]["accuracy"], elapsed, wall - elapsed, points, peak, load_average=(load_before, os.getloadavg()[0]),
+        "toolkit", f"toolkit: {pathlib.Path(recipe_path).name} via the CLI ({describe_phases(phases)})",
+        metrics["test"]["accuracy"], evaluated[-1] - ready[0], ready[0],
+        [(seconds - ready[0], accuracy) for seconds, accuracy in zip(evaluated, accuracies)],
+        child.wall, child.peak_mb, load_average=(load_before, os.getloadavg()[0]),
     )
     return outcome, storage.join(run_dir, "splits.csv")
 
@@ -168,11 +201,12 @@ def run_peer(method, context: dict, work_dir, learning_rate=None) -> Outcome:
     context_path = storage.join(work_dir, f"{name}.context.json")
     storage.write_json_atomic(context_path, {**context, "learning_rate": learning_rate, "result": result_path})
     load_before = os.getloadavg()[0]
-    start_time, _, peak = run_child([sys.executable, __file__, "--child", method, context_path], name)
+    child = run_child([sys.executable, __file__, "--child", method, context_path], name)
     result = storage.read_json(result_path)
     return Outcome(
-        method, result["label"], result["accuracy"], result["fit_eval_seconds"], result["fit_start"] - start_time,
-        result["points"], peak, result.get("validation_accuracy"), (load_before, os.getloadavg()[0]),
+        method, result["label"], result["accuracy"], result["fit_eval_seconds"], result["fit_start"] - child.start_time,
+        result["points"], child.wall, child.peak_mb, result.get("validation_accuracy"), result.get("learning_rate"),
+        (load_before, os.getloadavg()[0]),
     )
 
 
@@ -328,6 +362,7 @@ def method_kerashub_text(context) -> dict:
     points = fit_with_points(model, train, context["kerashub_epochs"], batches("test"))
     rate = learning_rate or KERASHUB_DEFAULT_LR
     return {
+        "learning_rate": rate,
         "label": f"KerasHub BertTextClassifier.from_preset(MiniLM folder), full fine-tune, Adam {rate:g}, "
                  f"{context['kerashub_sequence_length']} tokens, batch {context['batch_size']}, "
                  f"{context['kerashub_epochs']} ep, XLA",
@@ -400,9 +435,11 @@ def method_kerashub_image(context) -> dict:
     model.compile(**({} if learning_rate is None else {"optimizer": keras.optimizers.Adam(learning_rate)}))
     fit_start = time.time()
     points = fit_with_points(model, train, context["kerashub_epochs"], test)
+    rate = learning_rate or KERASHUB_DEFAULT_LR
     return {
-        "label": f"KerasHub ImageClassifier around {backbone.name} (same weights), full fine-tune, Adam "
-                 f"{learning_rate or KERASHUB_DEFAULT_LR:g}, {context['kerashub_epochs']} ep",
+        "learning_rate": rate,
+        "label": f"KerasHub ImageClassifier around {backbone.name} (same weights), full fine-tune, Adam {rate:g}, "
+                 f"{context['kerashub_epochs']} ep",
         "accuracy": points.points[-1][1], "validation_accuracy": keras_accuracy(model, validation),
         "fit_start": fit_start, "fit_eval_seconds": points.fit_eval_seconds, "points": points.points,
     }
@@ -440,13 +477,14 @@ def markdown_table(title, outcomes) -> str:
         "",
         f"Best peer's test accuracy: {target:.4f}.",
         "",
-        "| method | test accuracy | fit + eval s | setup s | s to reach best peer | peak RSS MB | load avg (start, end) |",
-        "|---|---|---|---|---|---|---|",
+        "| method | test accuracy | fit + eval s | setup s | process wall s | s to reach best peer | peak RSS MB "
+        "| load avg (start, end) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for o in outcomes:
         load = ", ".join(f"{x:.1f}" for x in o.load_average)
         lines.append(
-            f"| {o.label} | {o.accuracy:.4f} | {o.fit_eval_seconds:.0f} | {o.setup_seconds:.0f} | "
+            f"| {o.label} | {o.accuracy:.4f} | {o.fit_eval_seconds:.0f} | {o.setup_seconds:.0f} | {o.wall_seconds:.0f} | "
             f"{seconds_to_reach(o.points, target)} | {o.peak_mb:.0f} | {load} |"
         )
     return "\n".join(lines)
@@ -455,7 +493,7 @@ def markdown_table(title, outcomes) -> str:
 def swept(outcomes: list[Outcome]) -> Outcome:
     """The outcome with the best validation accuracy; its label says which rates were tried."""
     best = max(outcomes, key=lambda o: o.validation_accuracy)
-    tried = ", ".join(f"{o.label.split('Adam ')[1].split(',')[0]}: val {o.validation_accuracy:.4f}" for o in outcomes)
+    tried = ", ".join(f"{o.learning_rate:g}: val {o.validation_accuracy:.4f}" for o in outcomes)
     return dataclasses.replace(best, label=f"{best.label}; best of the sweep on validation ({tried})")
 
 
@@ -483,7 +521,7 @@ def main(argv=None):
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="peers_")
     recipe_path, overrides = dataset_recipe(args, work_dir)
     recipe = load_recipe(recipe_path, [*overrides, *args.overrides])
-    overrides = [f"name=peers_{recipe.name}", *overrides, *args.overrides, *epoch_overrides(recipe, args.epochs)]
+    overrides = [f"name=peers_{args.dataset or recipe.name}", *overrides, *args.overrides, *epoch_overrides(recipe, args.epochs)]
     if args.limit:
         manifest = limited_manifest(load_recipe(recipe_path, overrides), args.limit, storage.join(work_dir, "limited_splits.csv"))
         overrides.append(f"data.split_manifest={manifest}")
