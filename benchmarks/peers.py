@@ -518,6 +518,8 @@ def main(argv=None):
     if args.child:
         run_as_child(*args.child)
         return
+    # The children run from the repository root: paths given from elsewhere must still find their files.
+    args.recipe, args.data = (os.path.abspath(path) if path else path for path in (args.recipe, args.data))
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="peers_")
     recipe_path, overrides = dataset_recipe(args, work_dir)
     recipe = load_recipe(recipe_path, [*overrides, *args.overrides])
