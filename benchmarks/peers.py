@@ -156,10 +156,23 @@ def run_child(command: list[str], what: str) -> ChildRun:
     return ChildRun(start_time, wall, usage.ru_maxrss / 1024.0, lines)  # ru_maxrss is in KiB on Linux
 
 
-# The toolkit logs its data summary once the data and model are ready, and its progress through every test
-# evaluation (one after each phase); their times split its process into setup, fit + evaluation, and export.
+# The toolkit logs its data summary once the data and model are ready, the epoch each phase kept when
+# the phase ends, and the end of every test evaluation (one after each phase) when it takes more than a
+# few seconds; their times split its process into setup, fit + evaluation, and saving and export.
 DATA_READY = "examples per class and split"
-TEST_EVALUATED = re.compile(r"evaluating: .*\(100%\)")
+PHASE_OR_TEST_DONE = re.compile(r"kept epoch|evaluating: .*\(100%\)")
+
+
+def phase_end_times(lines, phases) -> list[float]:
+    """For each phase, the time of the last phase-end or test-evaluation line before the next phase starts."""
+    starts = [
+        next((t for t, line in lines if f"phase '{phase['name']}':" in line), None) for phase in phases[1:]
+    ] + [float("inf")]
+    ends = []
+    for start in starts:
+        done = [t for t, line in lines if t < (start or 0.0) and PHASE_OR_TEST_DONE.search(line)]
+        ends.append(done[-1] if done else None)
+    return ends
 
 
 def run_toolkit(recipe_path, overrides, work_dir) -> tuple[Outcome, str]:
@@ -173,18 +186,18 @@ def run_toolkit(recipe_path, overrides, work_dir) -> tuple[Outcome, str]:
     child = run_child(command, "toolkit")
     metrics = storage.read_json(storage.join(run_dir, "metrics.json"))
     phases = metrics["phases"]
-    ready = [seconds for seconds, line in child.lines if DATA_READY in line]
-    evaluated = [seconds for seconds, line in child.lines if TEST_EVALUATED.search(line)][-len(phases):]
-    if not ready or len(evaluated) != len(phases):
+    ready = next((t for t, line in child.lines if DATA_READY in line), None)
+    ends = phase_end_times(child.lines, phases)
+    if ready is None or None in ends:
         raise SystemExit(
-            f"peers.py: the toolkit's output no longer shows {DATA_READY!r} and one line matching "
-            f"{TEST_EVALUATED.pattern!r} per phase ({len(phases)}); update DATA_READY / TEST_EVALUATED."
+            f"peers.py: the toolkit's output no longer shows {DATA_READY!r} and, for each phase, a line matching "
+            f"{PHASE_OR_TEST_DONE.pattern!r} before the next phase starts; update DATA_READY / PHASE_OR_TEST_DONE."
         )
     accuracies = [(phase["test"] or metrics["test"])["accuracy"] for phase in phases]
     outcome = Outcome(
         "toolkit", f"toolkit: {pathlib.Path(recipe_path).name} via the CLI ({describe_phases(phases)})",
-        metrics["test"]["accuracy"], evaluated[-1] - ready[0], ready[0],
-        [(seconds - ready[0], accuracy) for seconds, accuracy in zip(evaluated, accuracies)],
+        metrics["test"]["accuracy"], ends[-1] - ready, ready,
+        [(end - ready, accuracy) for end, accuracy in zip(ends, accuracies)],
         child.wall, child.peak_mb, load_average=(load_before, os.getloadavg()[0]),
     )
     return outcome, storage.join(run_dir, "splits.csv")
