@@ -186,6 +186,7 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=3, help="epochs per phase (default 3)")
     parser.add_argument("--work-dir", default=None, help="run directories go here (default: a new temporary directory)")
     parser.add_argument("--xla", choices=("both", "off", "on"), default="both", help="which compilers to measure")
+    parser.add_argument("--modalities", default="image,text", help="comma-separated: image, text")
     args = parser.parse_args(argv)
     compilers = COMPILERS if args.xla == "both" else (args.xla == "on",)
     work_dir = args.work_dir or tempfile.mkdtemp(prefix="gpu_benchmark_")
@@ -193,6 +194,10 @@ def main(argv=None):
         recipes = small_recipes(work_dir, args.epochs)
     else:
         recipes = {"image": recipe_file(args.image_recipe, args.epochs), "text": recipe_file(args.text_recipe, args.epochs)}
+    unknown = set(args.modalities.split(",")) - set(recipes)
+    if unknown:
+        parser.error(f"--modalities takes image and/or text, received {sorted(unknown)}")
+    recipes = {modality: recipe for modality, recipe in recipes.items() if modality in args.modalities.split(",")}
     rows = []
     for modality, recipe in recipes.items():
         for precision in PRECISIONS:

@@ -30,9 +30,11 @@ def parse_table(stdout: str) -> list[dict]:
 @pytest.mark.slow
 def test_small_configuration_prints_every_row_with_finite_numbers(tmp_path):
     result = subprocess.run(
-        # XLA off: its compiles would take most of the test's time; the XLA train step is
-        # checked in test_tpu_readiness.py.
-        [sys.executable, str(SCRIPT), "--small", "--epochs", "2", "--xla", "off", "--work-dir", str(tmp_path)],
+        # Image, XLA off: the text model's XLA compiles would take most of the test's time (the text
+        # rows run the same `measure`); the XLA train step of both modalities is checked in
+        # test_tpu_readiness.py.
+        [sys.executable, str(SCRIPT), "--small", "--epochs", "2", "--xla", "off", "--modalities", "image",
+         "--work-dir", str(tmp_path)],
         capture_output=True, text=True, timeout=900, cwd=SCRIPT.parent.parent,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -40,11 +42,11 @@ def test_small_configuration_prints_every_row_with_finite_numbers(tmp_path):
     combinations = {(row["modality"], row["precision"], row["XLA"]) for row in rows}
     assert combinations == {
         (modality, precision, xla)
-        for modality in ("image", "text")
+        for modality in ("image",)
         for precision in ("float32", "mixed_float16", "mixed_bfloat16")
         for xla in ("off",)
     }
-    assert len(rows) == 6
+    assert len(rows) == 3
     for row in rows:
         assert not row["note"].startswith("failed"), row  # every precision runs on CPU in TF 2.21, slowly
         values = {column: float(row[column].replace(",", "")) for column in NUMBER_COLUMNS}

@@ -126,12 +126,12 @@ def _wait(process, seconds) -> bool:
 
 @pytest.mark.slow
 def test_sigint_and_sigterm_at_random_moments_exit_130_or_143_and_leave_a_resumable_run(tmp_path):
-    """20 signals in all, to the processes of two chains of runs that go on at once (each chain on its own
+    """14 signals in all, to the processes of two chains of runs that go on at once (each chain on its own
     run directories): every re-run resumes what the previous one left; each chain's last run completes.
     Signals land while Python and TensorFlow import, while the model is built, between and inside
     epochs, in validation, between phases and after the command finished."""
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        chains = [pool.submit(_signal_chain, tmp_path / f"chain{seed}", random.Random(seed), 10) for seed in (18, 19)]
+        chains = [pool.submit(_signal_chain, tmp_path / f"chain{seed}", random.Random(seed), 7) for seed in (18, 19)]
         outcomes = [outcome for chain in chains for outcome in chain.result()]
     assert {name for name, _ in outcomes} == {"SIGINT", "SIGTERM"}
     print("\n".join(f"{name}: {line}" for name, line in outcomes))

@@ -33,6 +33,17 @@ class WorkerShare:
         together all of `indices`, sizes within one of each other)."""
         return np.asarray(indices)[self.index :: self.count]
 
+    def shuffle_seed(self, seed: int) -> int:
+        """The seed this worker shuffles its share with: `seed` for one worker, another one per worker.
+
+        With one seed for all, every share is shuffled alike, so position j of every share meets in
+        the same global batch in every epoch (benchmarks/RESULTS.md, issue 17).
+
+        >>> WHOLE.shuffle_seed(42), WorkerShare(0, 2).shuffle_seed(42), WorkerShare(1, 2).shuffle_seed(42)
+        (42, 42, 1042)
+        """
+        return seed + 1000 * self.index
+
 
 WHOLE = WorkerShare(0, 1)
 _SHARE = contextvars.ContextVar("worker_share", default=WHOLE)

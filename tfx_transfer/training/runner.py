@@ -217,11 +217,8 @@ class PhaseRunner:
         train_set, val_set = self._inputs(plan)
         batch_size, steps, examples = self._share_batching(int(train_set.cardinality()))
         buckets = self._length_buckets(plan)
-        # A shuffle seed per worker: with one seed every share gets the same order, and position j of every
-        # share would meet in the same global batch in every epoch (benchmarks/RESULTS.md, issue 17).
         train = batch_dataset(
-            train_set, batch_size, self.kind.name, self.num_classes,
-            shuffle_seed=self.recipe.seed + 1000 * self.share.index,
+            train_set, batch_size, self.kind.name, self.num_classes, shuffle_seed=self.share.shuffle_seed(self.recipe.seed),
             shuffle_buffer=self.recipe.data.shuffle_buffer, augment=self.augment if phase.augment else None,
             examples=examples, length_buckets=buckets, drop_remainder=self.recipe.data.drop_remainder,
         )
