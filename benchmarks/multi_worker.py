@@ -47,26 +47,12 @@ import json, os, sys, time
 settings = json.loads(sys.argv[1])
 sys.path.insert(0, settings["tests"])
 from harness import tiny_resnet
-import tfx_transfer.data.image as image
+from harness.worker_record import record_decoding_and_caching
 from tfx_transfer.backbones.registry import register_source
 from tfx_transfer.pipeline import train
 from tfx_transfer.recipe import recipe_from_dict
-from tfx_transfer.training.cache import FeatureCache
 
-decoded, cached = [], {}
-load_data, compute = image.load_data, FeatureCache.compute
-
-def recording_load_data(recipe, backbone):
-    splits = load_data(recipe, backbone)
-    decoded.extend(path.decode() for path, _ in splits.train._input_dataset.as_numpy_iterator())
-    return splits
-
-def recording_compute(self, key, make_extractor, inputs):
-    datasets = compute(self, key, make_extractor, inputs)
-    cached[str(key)] = len(self._entries[("train", key)][1])
-    return datasets
-
-image.load_data, FeatureCache.compute = recording_load_data, recording_compute
+decoded, cached = record_decoding_and_caching()
 register_source("tiny_resnet", lambda config: tiny_resnet(tuple(config.image_size), width=16))
 start = time.perf_counter()
 result = train(recipe_from_dict(settings["recipe"]))
