@@ -1,5 +1,7 @@
 """Length bucketing: bounded batch shapes, no real token lost, same model outputs as fixed padding."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -28,12 +30,15 @@ def real_tokens(inputs, labels):
     return {int(y): tuple(ids[m]) for ids, m, y in zip(np.asarray(inputs["token_ids"]), mask, np.asarray(labels))}
 
 
-def test_bucket_lengths_are_powers_of_two_up_to_the_sequence_length():
+def test_bucket_lengths_are_powers_of_two_or_steps_up_to_the_sequence_length():
     assert bucket_lengths(128) == (16, 32, 64, 128)
     assert bucket_lengths(100, smallest=8) == (8, 16, 32, 64, 100)
     assert bucket_lengths(10) == (10,)
-    with pytest.raises(ValueError, match="positive"):
-        bucket_lengths(0)
+    assert bucket_lengths(30, step=8) == (8, 16, 24, 30)
+    assert bucket_lengths(8, step=8) == (8,)
+    for bad in ({"sequence_length": 0}, {"sequence_length": 8, "step": 0}):
+        with pytest.raises(ValueError, match="positive"):
+            bucket_lengths(**bad)
 
 
 def test_batches_by_length_bound_shapes_and_keep_every_token():
@@ -150,12 +155,18 @@ def test_a_text_phase_training_the_whole_model_fits_on_batches_cut_to_their_buck
 
     recipe = _text_recipe(tmp_path, {"trainable": "all"})
     prepared = prepare(recipe)
-    assert prepared.splits.length_buckets == LengthBuckets((16, 32, 64))
+    assert prepared.splits.length_buckets == LengthBuckets(tuple(range(8, 65, 8)))
+    under_xla = dataclasses.replace(recipe, distribute=dataclasses.replace(recipe.distribute, jit_compile=True))
+    assert prepare(under_xla).splits.length_buckets == LengthBuckets((16, 32, 64))
     runner = PhaseRunner(prepared.model, prepared.head, prepared.backbone, prepared.splits, recipe, recipe.run_dir)
     inputs = runner.phase_inputs(recipe.phases[0])
-    lengths = [x["token_ids"].shape[1] for x, _ in inputs.train]
-    assert set(lengths) == {16} and len(lengths) == inputs.steps_per_epoch == int(inputs.train.cardinality())
-    assert {x["token_ids"].shape[1] for x, _ in inputs.val} == {16}
+    def smallest_bucket_holding_the_longest_text(batches):
+        shapes = [(x["token_ids"].shape[1], -(-int(np.asarray(x["padding_mask"]).sum(axis=1).max()) // 8) * 8) for x, _ in batches]
+        return all(length == bucket for length, bucket in shapes), len(shapes)
+
+    cut, batches = smallest_bucket_holding_the_longest_text(inputs.train)
+    assert cut and batches == inputs.steps_per_epoch == int(inputs.train.cardinality())
+    assert smallest_bucket_holding_the_longest_text(inputs.val)[0]
     result = runner.run()[0]
     assert result.epochs_run == 2 and np.isfinite(result.history["val_loss"]).all()
 

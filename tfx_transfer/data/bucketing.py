@@ -27,19 +27,33 @@ import tensorflow as tf
 
 MASK_KEY = "padding_mask"
 
+# Bucket step (tokens) when training runs without XLA. Keras traces its train function with
+# `reduce_retracing=True`: after two shapes it traces one for any length, so a bucket every
+# 8 tokens costs no compile and pads about a quarter fewer positions than powers of two on short texts
+# (benchmarks/RESULTS.md, "Bucket lengths").
+TEXT_BUCKET_STEP = 8
 
-def bucket_lengths(sequence_length: int, smallest: int = 16) -> tuple[int, ...]:
-    """Powers of two from `smallest` up to `sequence_length`, which is always the last.
+
+def bucket_lengths(sequence_length: int, smallest: int = 16, step: int | None = None) -> tuple[int, ...]:
+    """Bucket lengths up to `sequence_length` (always the last): powers of two from `smallest`, or every `step` tokens.
+
+    Powers of two keep the shapes few, for XLA, which compiles every shape;
+    without XLA a new length costs nothing (`TEXT_BUCKET_STEP`), so buckets
+    every `step` tokens pad less.
 
     >>> bucket_lengths(128)
     (16, 32, 64, 128)
     >>> bucket_lengths(100)
     (16, 32, 64, 100)
+    >>> bucket_lengths(40, step=8)
+    (8, 16, 24, 32, 40)
     """
-    if sequence_length < 1 or smallest < 1:
+    if sequence_length < 1 or smallest < 1 or (step is not None and step < 1):
         raise ValueError(
-            f"sequence_length and smallest must be positive, received {sequence_length} and {smallest}."
+            f"sequence_length, smallest and step must be positive, received {sequence_length}, {smallest} and {step}."
         )
+    if step is not None:
+        return (*range(step, sequence_length, step), sequence_length)
     lengths = []
     length = smallest
     while length < sequence_length:

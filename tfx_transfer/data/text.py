@@ -20,7 +20,7 @@ import tensorflow as tf
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.base import DataSplits, ServingPreprocessor
-from tfx_transfer.data.bucketing import LengthBuckets, bucket_lengths
+from tfx_transfer.data.bucketing import TEXT_BUCKET_STEP, LengthBuckets, bucket_lengths
 from tfx_transfer.data.shares import WHOLE, current_share
 from tfx_transfer.data.sources import (
     PooledExamples,
@@ -61,9 +61,11 @@ class TextOptions:
     side by side), at most `max_windows` per text; longer texts keep their
     first `max_windows` windows and are counted in the data report.
 
-    `bucket_by_length` pads each batch only to the smallest of a few bucket
-    lengths (16, 32, 64, ... `sequence_length`) that holds its longest text,
-    instead of to `sequence_length`: short texts then cost what they hold.
+    `bucket_by_length` pads each batch only to the smallest bucket length that
+    holds its longest text, instead of to `sequence_length`: short texts then
+    cost what they hold. Bucket lengths are every 8 tokens (8, 16, ...
+    `sequence_length`), or powers of two (16, 32, 64, ... `sequence_length`)
+    under `distribute.jit_compile`, where each length is an XLA compile.
     Training batches then group texts of similar length.
     """
 
@@ -538,7 +540,8 @@ def load_data(recipe, backbone) -> DataSplits:
         )
     sequence_length = backbone.input_config.get("sequence_length")
     if recipe.data.text.bucket_by_length and sequence_length:
-        data.length_buckets = LengthBuckets(bucket_lengths(sequence_length))
+        step = None if recipe.distribute.jit_compile else TEXT_BUCKET_STEP
+        data.length_buckets = LengthBuckets(bucket_lengths(sequence_length, step=step))
     return data
 
 
