@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfx_transfer.data.bucketing import LengthBuckets, batches_by_length, bucket_lengths, ordered_batches, token_counts
+from tfx_transfer.data.bucketing import LengthBuckets, batches_by_length, bucket_lengths, token_counts
 
 SEQUENCE_LENGTH = 32
 
@@ -68,20 +68,20 @@ def test_batches_by_length_compute_far_fewer_positions_on_short_texts():
     assert bucketed < 0.6 * fixed
 
 
-def test_ordered_batches_keep_the_order_and_every_token():
+def test_indexed_batches_carry_every_example_and_its_position_once():
     inputs, labels = token_examples(seed=3, with_segments=False)
     lengths = bucket_lengths(SEQUENCE_LENGTH, smallest=8)
     ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
-    order, shapes = [], set()
-    for batch_inputs, batch_labels in ordered_batches(ds, 8, lengths):
-        assert batch_inputs["token_ids"].shape[1] in lengths
+    positions, shapes = [], set()
+    for batch_inputs, batch_labels, batch_positions in LengthBuckets(lengths).indexed_batches(ds, 8):
         shapes.add(tuple(batch_inputs["token_ids"].shape))
+        assert batch_labels.numpy().tolist() == labels[batch_positions.numpy()].tolist()
         assert real_tokens(batch_inputs, batch_labels) == {
             y: real_tokens(inputs, labels)[y] for y in batch_labels.numpy().tolist()
         }
-        order.extend(batch_labels.numpy().tolist())
-    assert order == labels.tolist()
-    assert len(shapes) <= 2 * len(lengths)
+        positions.extend(batch_positions.numpy().tolist())
+    assert sorted(positions) == list(range(len(labels)))
+    assert {shape[1] for shape in shapes} <= set(lengths) and len(shapes) <= 2 * len(lengths)
 
 
 def test_bucketing_cuts_cached_hidden_states_with_their_mask():
@@ -99,7 +99,7 @@ def test_bad_bucket_lengths_and_missing_mask_are_clear_errors():
     with pytest.raises(ValueError, match=r"sequence length \(32"):
         batches_by_length(ds, 2, (8, 16))
     with pytest.raises(ValueError, match="increasing"):
-        ordered_batches(ds, 2, (16, 8, 32))
+        batches_by_length(ds, 2, (16, 8, 32))
     with pytest.raises(ValueError, match="'padding_mask' input.*token_ids"):
         batches_by_length(tf.data.Dataset.from_tensor_slices({"token_ids": inputs["token_ids"]}), 2, (32,))
 
@@ -107,6 +107,7 @@ def test_bad_bucket_lengths_and_missing_mask_are_clear_errors():
 def test_mask_aware_encoder_gives_the_same_outputs_on_bucketed_and_fixed_batches(tmp_path):
     from harness.text import VOCABULARY, save_tiny_bert_preset
     from tfx_transfer.backbones.kerashub import build_kerashub_backbone
+    from tfx_transfer.evaluate import predict_dataset
 
     preset = save_tiny_bert_preset(tmp_path / "bert", max_sequence_length=SEQUENCE_LENGTH)
     backbone = build_kerashub_backbone(preset, sequence_length=SEQUENCE_LENGTH, pooling="mean")
@@ -122,17 +123,18 @@ def test_mask_aware_encoder_gives_the_same_outputs_on_bucketed_and_fixed_batches
         bucketed[batch_labels.numpy()] = backbone.model(batch_inputs, training=False).numpy()
     assert min(batch_lengths) < SEQUENCE_LENGTH
     np.testing.assert_allclose(bucketed, fixed, atol=1e-5)
-    in_order = np.concatenate([backbone.model(x, training=False).numpy() for x, _ in ordered_batches(ds, 8, lengths)])
+    in_order, in_order_labels = predict_dataset(backbone.model, ds, 8, length_buckets=LengthBuckets(lengths))
     np.testing.assert_allclose(in_order, fixed, atol=1e-5)
+    np.testing.assert_array_equal(in_order_labels, labels)
 
 
-def test_count_training_batches_is_the_number_of_batches_in_every_epoch():
+def test_count_batches_is_the_number_of_batches_in_every_epoch():
     inputs, labels = token_examples(num_examples=75, seed=2)
     ds = tf.data.Dataset.from_tensor_slices((inputs, labels))
     buckets = LengthBuckets(bucket_lengths(SEQUENCE_LENGTH, smallest=8))
-    per_epoch = buckets.count_training_batches(ds, 8)
+    per_epoch = buckets.count_batches(ds, 8)
     for seed in (0, 4):
-        assert sum(1 for _ in buckets.training_batches(ds.shuffle(75, seed=seed), 8)) == per_epoch
+        assert sum(1 for _ in buckets.batches(ds.shuffle(75, seed=seed), 8)) == per_epoch
 
 
 def _text_recipe(work, freeze, bucket_by_length=True):

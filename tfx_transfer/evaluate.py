@@ -20,24 +20,31 @@ def predict_dataset(
     One pass matters: reading the dataset twice (once for `predict`, once for
     the labels) would decode every image or WAV file twice. `jit_compile`
     compiles the forward step with XLA. With `length_buckets` (a `LengthBuckets`, for token
-    inputs) each batch is cut to the bucket length of its longest text; the model's outputs must
-    then not have a token axis (pooled features, probabilities), or they could not be stacked.
+    inputs) batches group texts of one bucket and are cut to its length, and the outputs are put
+    back in the data's order; the model's outputs must then not have a token axis (pooled
+    features, probabilities), or they could not be stacked.
     """
     total = int(dataset.cardinality())
-    batches = dataset.batch(batch_size) if length_buckets is None else length_buckets.batches(dataset, batch_size)
+    batches = dataset.batch(batch_size) if length_buckets is None else length_buckets.indexed_batches(dataset, batch_size)
     step = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
     # One trace for every batch shape: a new tf.function per call tracing twice (full and last batch)
     # trips TF's "triggered tf.function retracing" warning when several models are evaluated in a row.
     step = step.get_concrete_function(
         tf.nest.map_structure(lambda s: tf.TensorSpec([None, *s.shape[1:]], s.dtype), batches.element_spec[0])
     )
-    outputs, labels = [], []
+    outputs, labels, indices = [], [], []
     batches = batches.prefetch(tf.data.AUTOTUNE)
-    for x, y in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
+    for batch in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
         stop.raise_if_requested(stop.RESUMES_RUN)
-        outputs.append(tf.nest.map_structure(np.asarray, step(x)))
-        labels.append(y.numpy())
-    return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
+        outputs.append(tf.nest.map_structure(np.asarray, step(batch[0])))
+        labels.append(batch[1].numpy())
+        if length_buckets is not None:
+            indices.append(batch[2].numpy())
+    outputs, labels = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
+    if length_buckets is not None:
+        order = np.argsort(np.concatenate(indices), kind="stable")
+        outputs, labels = tf.nest.map_structure(lambda part: part[order], outputs), labels[order]
+    return outputs, labels
 
 
 def predict_probabilities(

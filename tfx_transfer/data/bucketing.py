@@ -112,9 +112,8 @@ def batches_by_length(dataset, batch_size: int, lengths, mask_key: str = MASK_KE
     bucket fills a batch it is emitted, and the partial batch of every bucket
     comes at the end. Batch shapes are `[batch_size or fewer, L]` with `L` in
     `lengths`: at most `2 * len(lengths)` shapes. To restore the original order
-    (evaluation, feature caches), carry the example index in the element,
-    `dataset.enumerate().map(lambda i, e: (e[0], e[1], i))`, and sort the
-    outputs by it; or use `ordered_batches`.
+    (evaluation, feature caches), carry each example's index in the element
+    (`LengthBuckets.indexed_batches`) and sort the outputs by it.
     """
     _check_fits(dataset, lengths, mask_key)
     lengths_tensor = tf.constant(lengths, tf.int32)
@@ -131,24 +130,6 @@ def batches_by_length(dataset, batch_size: int, lengths, mask_key: str = MASK_KE
         return window.batch(batch_size).map(cut)
 
     return dataset.group_by_window(key, batch_and_cut, window_size=batch_size)
-
-
-def ordered_batches(dataset, batch_size: int, lengths, mask_key: str = MASK_KEY):
-    """Batches in the order of `dataset`, each cut to the smallest bucket length that holds its longest text.
-
-    Saves less than `batches_by_length` (a batch is as long as its longest
-    text) but keeps the order, for outputs that must line up with their
-    examples. At most `2 * len(lengths)` batch shapes.
-    """
-    _check_fits(dataset, lengths, mask_key)
-    lengths_tensor = tf.constant(lengths, tf.int32)
-
-    def cut(*element):
-        inputs, rest = _split_inputs(element if len(element) > 1 else element[0])
-        longest = tf.reduce_max(_real_tokens(inputs, mask_key))
-        return _join(_cut(inputs, tf.gather(lengths_tensor, _bucket_of(lengths_tensor, longest))), rest)
-
-    return dataset.batch(batch_size).map(cut)
 
 
 def token_counts(dataset, mask_key: str = MASK_KEY) -> tuple[int, int]:
@@ -171,28 +152,29 @@ def token_counts(dataset, mask_key: str = MASK_KEY) -> tuple[int, int]:
 class LengthBuckets:
     """How a text data set's batches are padded: to the smallest of `lengths` that holds their longest text.
 
-    Training batches group texts of one bucket (`training_batches`); every other
-    pass keeps the data's order (`batches`), so outputs line up with examples.
+    Batches group texts of one bucket (`batches`: shuffle first for training);
+    `indexed_batches` carry each example's position, so outputs computed on
+    them go back into the data's order.
 
     >>> ds = tf.data.Dataset.from_tensor_slices(({"padding_mask": [[1, 0, 0, 0], [1, 1, 1, 0]]}, [0, 1]))
     >>> buckets = LengthBuckets(bucket_lengths(4, smallest=2))
-    >>> [x["padding_mask"].shape.as_list() for x, _ in buckets.batches(ds, 1)], buckets.count_training_batches(ds, 1)
+    >>> [x["padding_mask"].shape.as_list() for x, _ in buckets.batches(ds, 2)], buckets.count_batches(ds, 2)
     ([[1, 2], [1, 4]], 2)
     """
 
     lengths: tuple[int, ...]
     mask_key: str = MASK_KEY
 
-    def training_batches(self, dataset, batch_size: int):
-        """`batches_by_length`: shuffle `dataset` first; the batches per epoch are `count_training_batches`."""
+    def batches(self, dataset, batch_size: int):
+        """`batches_by_length`; `count_batches` says how many there are, in any order of `dataset`."""
         return batches_by_length(dataset, batch_size, self.lengths, self.mask_key)
 
-    def batches(self, dataset, batch_size: int):
-        """`ordered_batches`: batches in the order of `dataset`."""
-        return ordered_batches(dataset, batch_size, self.lengths, self.mask_key)
+    def indexed_batches(self, dataset, batch_size: int):
+        """`batches` of `(inputs, label, index)` from `(inputs, label)` elements, `index` an example's position in `dataset`."""
+        return self.batches(dataset.enumerate().map(lambda index, element: (*element, index)), batch_size)
 
-    def count_training_batches(self, dataset, batch_size: int) -> int:
-        """How many batches `training_batches` makes of `dataset` (the same in every epoch: shuffling
+    def count_batches(self, dataset, batch_size: int) -> int:
+        """How many batches `batches` makes of `dataset` (the same in every epoch: shuffling
         moves texts between batches, not between buckets)."""
         tokens = [
             np.asarray(t)

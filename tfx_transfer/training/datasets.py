@@ -26,8 +26,9 @@ def batch_dataset(
     `kind` is a `head.kind` name; its `HeadKind` turns the loaders' labels into what its loss takes.
     With `examples`, an epoch is that many examples: the shuffled dataset starts over (reshuffled)
     when it runs out, so that every worker of a multi-worker run takes the same number of steps.
-    With `length_buckets` (a `LengthBuckets`, for token inputs), shuffled batches group texts of
-    similar length and every batch is cut to its bucket's length.
+    With `length_buckets` (a `LengthBuckets`, for token inputs), batches group texts of similar
+    length (shuffled within their bucket when `shuffle_seed` is given) and every batch is cut to its
+    bucket's length.
     With `drop_remainder`, a last batch smaller than `batch_size` is left out: every batch then has a
     static shape.
     """
@@ -42,11 +43,8 @@ def batch_dataset(
         dataset = dataset.repeat().take(examples)
     if length_buckets is None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    elif shuffle_seed is None:
-        dataset = length_buckets.batches(dataset, batch_size)
     else:
-        batches = length_buckets.count_training_batches(dataset, batch_size)
-        dataset = with_length(length_buckets.training_batches(dataset, batch_size), batches)
+        dataset = with_length(length_buckets.batches(dataset, batch_size), length_buckets.count_batches(dataset, batch_size))
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
         dataset = dataset.map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
