@@ -29,8 +29,8 @@ MASK_KEY = "padding_mask"
 
 # Bucket step (tokens) when training runs without XLA. Keras traces its train function with
 # `reduce_retracing=True`: after two shapes it traces one for any length, so a bucket every
-# 8 tokens costs no compile and pads about a quarter fewer positions than powers of two on short texts
-# (benchmarks/RESULTS.md, "Bucket lengths").
+# 8 tokens costs no compile and computes a fifth fewer positions than powers of two on short texts
+# (benchmarks/RESULTS.md, "Bucketing: seconds per fine-tuning epoch").
 TEXT_BUCKET_STEP = 8
 
 

@@ -43,7 +43,9 @@ def batch_dataset(
         dataset = dataset.repeat().take(examples)
     if length_buckets is None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    else:
+    elif shuffle_seed is None:
+        dataset = length_buckets.batches(dataset, batch_size)
+    else:  # training: Keras and the schedules need an epoch's length
         dataset = with_length(length_buckets.batches(dataset, batch_size), length_buckets.count_batches(dataset, batch_size))
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))
