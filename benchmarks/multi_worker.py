@@ -26,7 +26,6 @@ import os
 import pathlib
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,16 +67,6 @@ with open(settings["record"], "w") as f:
 """
 
 
-def free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def make_recipe(name: str, data: str, run_dir: str, strategy: str, epochs: int, seed: int = 42) -> dict:
     return {
         "name": name,
@@ -99,6 +88,8 @@ def make_recipe(name: str, data: str, run_dir: str, strategy: str, epochs: int, 
 def run_workers(recipe: dict, workers: int, run_root: str) -> list[dict]:
     """Runs the recipe in `workers` processes (a localhost cluster when 2); returns each one's record,
     wall seconds and peak RSS. Kills them all past TIMEOUT_SECONDS."""
+    from harness.ports import free_ports  # tests/ is on sys.path (main puts it there)
+
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     env["TF_CPP_MIN_LOG_LEVEL"] = "2"
     env["PYTHONPATH"] = os.pathsep.join([str(REPOSITORY), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -3,7 +3,6 @@
 import csv
 import json
 import os
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from harness import write_image_folder
+from harness.ports import free_ports
 
 TIMEOUT_SECONDS = 180
 
@@ -107,23 +107,13 @@ print("fit ok")
 """
 
 
-def _free_ports(n):
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("localhost", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def _run_workers(script):
     """Runs `script` as a two-worker cluster on localhost; returns each worker's `CompletedProcess`.
 
     Raises `subprocess.TimeoutExpired` (and kills both) if they take over TIMEOUT_SECONDS, e.g. a
     collective waiting forever for the other worker.
     """
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     workers = []
     for index in range(2):
         env = {
@@ -288,7 +278,7 @@ print(json.dumps({{"done": result.metrics["phases"][0]["epochs_run"]}}), flush=T
 
 
 def _start_workers(script, extra_env=None):
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     return [
         subprocess.Popen(
             [sys.executable, "-c", script], text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -5,13 +5,13 @@ loads the real exports in TF1 sessions and converts requests and answers through
 as TF Serving does; it is a stand-in, so these tests check the client's side of the protocol.
 """
 
-import socket
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from conftest import tiny_resnet
+from harness.ports import free_ports
 from serving_standin import StandInServer
 from tfx_transfer.cli import main
 from tfx_transfer.data.image import ImagePreprocessor
@@ -102,15 +102,9 @@ def test_an_input_the_server_cannot_decode_is_a_request_error(server, transport)
     assert "model 'pets'" in str(caught.value)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.parametrize("scheme", ["http", "grpc"])
 def test_server_down_is_reported_with_its_address(scheme):
-    address = f"{scheme}://127.0.0.1:{free_port()}"
+    address = f"{scheme}://127.0.0.1:{free_ports(1)[0]}"
     with pytest.raises(ServerUnavailableError, match=f"TF Serving at {address}, model 'pets'"):
         Client(address, "pets", input_key="image_bytes", timeout=3).predict([b"x"])
 
