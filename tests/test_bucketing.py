@@ -1,6 +1,7 @@
 """Length bucketing: bounded batch shapes, no real token lost, same model outputs as fixed padding."""
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -137,17 +138,20 @@ def test_count_batches_is_the_number_of_batches_in_every_epoch():
         assert sum(1 for _ in buckets.batches(ds.shuffle(75, seed=seed), 8)) == per_epoch
 
 
-def _text_recipe(work, freeze, bucket_by_length=True):
+def _text_recipe(work, freeze, bucket_by_length=True, head_phase=False):
     from harness.text import save_tiny_bert_preset, write_topic_folder
     from tfx_transfer.recipe import recipe_from_dict
 
+    phases = [{"name": "tune", "epochs": 2, "freeze": freeze, "optimizer": "adamw", "learning_rate": 1e-3}]
+    if head_phase:
+        phases.insert(0, {"name": "head", "epochs": 1, "learning_rate": 1e-2})
     return recipe_from_dict({
         "name": "topics", "modality": "text", "seed": 1, "run_dir": str(work / "run"),
         "data": {"source": "folder", "path": write_topic_folder(work / "topics", per_class=16), "batch_size": 8,
                  "text": {"bucket_by_length": bucket_by_length}},
         "backbone": {"source": "kerashub", "name": save_tiny_bert_preset(work / "preset"), "sequence_length": 64},
         "head": {"dropout": 0.0},
-        "phases": [{"name": "tune", "epochs": 2, "freeze": freeze, "optimizer": "adamw", "learning_rate": 1e-3}],
+        "phases": phases,
     })
 
 
@@ -168,9 +172,44 @@ def test_a_text_phase_training_the_whole_model_fits_on_batches_cut_to_their_buck
 
     cut, batches = smallest_bucket_holding_the_longest_text(inputs.train)
     assert cut and batches == inputs.steps_per_epoch == int(inputs.train.cardinality())
-    assert smallest_bucket_holding_the_longest_text(inputs.val)[0]
-    result = runner.run()[0]
+    cut, batches = smallest_bucket_holding_the_longest_text(inputs.val)
+    assert cut and batches == int(inputs.val.cardinality())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.run()[0]
     assert result.epochs_run == 2 and np.isfinite(result.history["val_loss"]).all()
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+
+
+def test_cached_outputs_of_frozen_layers_keep_each_text_at_its_bucket_length(tmp_path):
+    from tfx_transfer.evaluate import predict_dataset
+    from tfx_transfer.pipeline import prepare
+    from tfx_transfer.training import PhaseRunner
+    from tfx_transfer.training.cache import FrozenBlockOutputs
+    from tfx_transfer.training.plan import ON_FROZEN_PREFIX
+
+    recipe = _text_recipe(tmp_path, {"last_blocks": 1}, head_phase=True)
+    prepared = prepare(recipe)
+    splits, buckets = prepared.splits, prepared.splits.length_buckets
+    runner = PhaseRunner(prepared.model, prepared.head, prepared.backbone, splits, recipe, recipe.run_dir)
+    runner.phase_inputs(recipe.phases[0], next_phase=recipe.phases[1])  # caches the prefix's outputs for the head phase
+    inputs = runner.phase_inputs(recipe.phases[1])
+    assert inputs.plan.mode == ON_FROZEN_PREFIX
+    cached = {split: runner._cache.dataset(split, FrozenBlockOutputs(inputs.plan.frozen_blocks)) for split in ("train", "validation")}
+
+    def bucket_of(mask):
+        return -(-int(np.asarray(mask).sum(axis=-1).max()) // 8) * 8
+
+    stored = [(x["transformer_layer_0"].shape[0], bucket_of(x["padding_mask"])) for x, _ in cached["train"]]
+    assert all(length == bucket for length, bucket in stored) and max(length for length, _ in stored) < 64
+    batches = [(x["transformer_layer_0"].shape[1], bucket_of(x["padding_mask"])) for x, _ in inputs.train]
+    assert all(length == bucket for length, bucket in batches) and len(batches) == inputs.steps_per_epoch
+    on_cache, cache_labels = predict_dataset(inputs.trained, cached["validation"], 4, length_buckets=buckets)
+    whole, labels = predict_dataset(prepared.model, splits.validation, 4)
+    np.testing.assert_array_equal(cache_labels, labels)
+    np.testing.assert_allclose(on_cache, whole, atol=1e-5)
+    results = runner.run()
+    assert [r.epochs_run for r in results] == [1, 2] and np.isfinite(results[1].history["val_loss"]).all()
 
 
 def test_bucketed_and_fixed_length_evaluation_give_the_same_probabilities(tmp_path):

@@ -101,11 +101,11 @@ def test_cut_before_the_last_transformer_layer_carries_the_padding_mask(tiny_pre
     backbone = build_kerashub_backbone(tiny_preset, sequence_length=16)
     split = split_before_trainable(backbone, apply_freeze_policy(backbone, FreezeConfig(last_blocks=1)).trainable_layers)
     assert split.frozen_blocks == ("embeddings", "transformer_layer_0")
-    assert [t._keras_history.operation.name for t in split.prefix.outputs] == ["transformer_layer_0", "padding_mask"]
+    assert split.names == ("transformer_layer_0", "padding_mask")
     features = _numeric(backbone.preprocessor(tf.constant(["the cat sat", "goal match team score vote party"])))
     assert split.bytes_per_example({k: v[:1] for k, v in features.items()}) == 16 * 16 * 4 + 16 * 4
     np.testing.assert_allclose(
-        split.suffix(split.prefix(features)), backbone.model(features), rtol=1e-5, atol=1e-6
+        split.apply_suffix(split.prefix(features)), backbone.model(features), rtol=1e-5, atol=1e-6
     )
     model, _ = build_model(backbone, 3, HeadConfig())
     model.save(tmp_path / "after_split.keras")  # the cut leaves the backbone's graph intact

@@ -21,8 +21,9 @@ def predict_dataset(
     the labels) would decode every image or WAV file twice. `jit_compile`
     compiles the forward step with XLA. With `length_buckets` (a `LengthBuckets`, for token
     inputs) batches group texts of one bucket and are cut to its length, and the outputs are put
-    back in the data's order; the model's outputs must then not have a token axis (pooled
-    features, probabilities), or they could not be stacked.
+    back in the data's order. An output with a token axis (the model's symbolic output has shape
+    `[None, None, ...]`, e.g. hidden states of frozen layers) then comes back as a `tf.RaggedTensor`
+    whose row `i` is example `i`'s output at its bucket's length: no padding beyond that is stored.
     """
     total = int(dataset.cardinality())
     batches = dataset.batch(batch_size) if length_buckets is None else length_buckets.indexed_batches(dataset, batch_size)
@@ -40,11 +41,26 @@ def predict_dataset(
         labels.append(batch[1].numpy())
         if length_buckets is not None:
             indices.append(batch[2].numpy())
-    outputs, labels = tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
-    if length_buckets is not None:
-        order = np.argsort(np.concatenate(indices), kind="stable")
-        outputs, labels = tf.nest.map_structure(lambda part: part[order], outputs), labels[order]
-    return outputs, labels
+    if length_buckets is None:
+        return tf.nest.map_structure(lambda *parts: np.concatenate(parts), *outputs), np.concatenate(labels)
+    order = np.argsort(np.concatenate(indices), kind="stable")
+    outputs = tf.nest.map_structure(
+        lambda has_tokens, *parts: _ragged_rows(parts, order) if has_tokens else np.concatenate(parts)[order],
+        _has_token_axis(model), *outputs,
+    )
+    return outputs, np.concatenate(labels)[order]
+
+
+def _has_token_axis(model):
+    """Per output of `model` (a Keras model): whether its second axis has no static length, i.e. is a token axis."""
+    return tf.nest.map_structure(lambda t: len(t.shape) >= 2 and t.shape[1] is None, model.output)
+
+
+def _ragged_rows(parts, order) -> tf.RaggedTensor:
+    """Batches `[B, L, ...]` of varying `L` as one ragged tensor of their rows, in `order` (row indices)."""
+    values = np.concatenate([part.reshape(-1, *part.shape[2:]) for part in parts])
+    row_lengths = np.concatenate([np.full(len(part), part.shape[1], np.int64) for part in parts])
+    return tf.gather(tf.RaggedTensor.from_row_lengths(values, row_lengths), order)
 
 
 def predict_probabilities(

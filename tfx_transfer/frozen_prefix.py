@@ -22,19 +22,25 @@ from tfx_transfer.compat.keras_clone_graph import replay_after
 class FrozenPrefix:
     """A backbone split at a block boundary: `prefix` (frozen) then `suffix` (trains).
 
-    `prefix` maps the backbone's inputs to the boundary tensors (every tensor
-    that a later block reads from an earlier one or from the inputs, e.g. the
-    hidden states and the padding mask of a transformer); `suffix` maps those
-    tensors to the backbone's output and shares its layers with the backbone.
+    `prefix` maps the backbone's inputs to a dict of the boundary tensors (every
+    tensor that a later block reads from an earlier one or from the inputs, e.g.
+    the hidden states and the `padding_mask` of a transformer), keyed by the
+    layer that makes each; `suffix` maps the list of those tensors, in the order
+    of `names`, to the backbone's output and shares its layers with the backbone.
     """
 
     prefix: keras.Model
     suffix: keras.Model
     frozen_blocks: tuple[str, ...]
+    names: tuple[str, ...]
 
     def bytes_per_example(self, example) -> int:
         """Memory the boundary tensors of one example take; `example` is a batch of one input."""
-        return sum(np.asarray(t).nbytes for t in self.prefix(example, training=False))
+        return sum(np.asarray(t).nbytes for t in self.prefix(example, training=False).values())
+
+    def apply_suffix(self, boundary: dict):
+        """The backbone's output from the boundary tensors `boundary` (a dict as `prefix` returns)."""
+        return self.suffix([boundary[name] for name in self.names])
 
 
 def split_before_trainable(backbone: Backbone, trainable_layers) -> FrozenPrefix | None:
@@ -49,8 +55,8 @@ def split_before_trainable(backbone: Backbone, trainable_layers) -> FrozenPrefix
     >>> backbone = build_keras_app("MobileNetV2", weights=None, image_size=(32, 32))
     >>> freeze = apply_freeze_policy(backbone, FreezeConfig(last_blocks=2))
     >>> split = split_before_trainable(backbone, freeze.trainable_layers)
-    >>> split.frozen_blocks[-1], [t.shape for t in split.prefix.outputs]
-    ('block_15', [(None, 1, 1, 160)])
+    >>> split.frozen_blocks[-1], {name: t.shape for name, t in split.prefix.output.items()}
+    ('block_15', {'block_15_add': (None, 1, 1, 160)})
     """
     trainable = set(trainable_layers)
     first = next((i for i, b in enumerate(backbone.blocks) if trainable.intersection(b.layers)), None)
@@ -82,8 +88,26 @@ def split_after_blocks(backbone: Backbone, count: int) -> FrozenPrefix | None:
                     boundary.append(tensor)
     if not boundary:
         return None
+    names = _unique_names([t._keras_history.operation.name for t in boundary])
     return FrozenPrefix(
-        prefix=keras.Model(model.inputs, boundary, name=f"{model.name}_frozen_prefix"),
+        prefix=keras.Model(model.inputs, dict(zip(names, boundary)), name=f"{model.name}_frozen_prefix"),
         suffix=replay_after(model, boundary, frozen_layers),
         frozen_blocks=tuple(b.name for b in backbone.blocks[:count]),
+        names=names,
     )
+
+
+def _unique_names(names) -> tuple[str, ...]:
+    """`names` with a repeated one (several outputs of one layer) numbered from its second use.
+
+    >>> _unique_names(["block_1", "padding_mask", "block_1"])
+    ('block_1', 'padding_mask', 'block_1_1')
+    """
+    unique = []
+    for name in names:
+        candidate, n = name, 0
+        while candidate in unique:
+            n += 1
+            candidate = f"{name}_{n}"
+        unique.append(candidate)
+    return tuple(unique)

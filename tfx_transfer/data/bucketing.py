@@ -10,8 +10,9 @@ the last, shorter one), never one per batch.
 
 Every tensor of the inputs dict is cut along its first (token) axis, so the same
 functions batch token ids and cached per-token outputs of frozen layers (hidden
-states `[T, C]` with their padding mask) alike. Cutting only removes padding:
-every real token is kept, and a mask-aware model gives the same outputs.
+states `[T, C]` with their padding mask, stored at each example's bucket length)
+alike. Cutting only removes padding: every real token is kept, and a mask-aware
+model gives the same outputs.
 
 >>> ds = tf.data.Dataset.from_tensor_slices(
 ...     ({"token_ids": [[5, 6, 0, 0, 0, 0, 0, 0], [7, 8, 9, 0, 0, 0, 0, 0]],
@@ -78,17 +79,20 @@ def _real_tokens(inputs, mask_key):
 
 
 def _check_fits(dataset, lengths, mask_key):
-    """Raises unless the longest bucket holds the inputs' full (static) length, so no token is ever cut."""
+    """Raises unless the longest bucket holds the inputs' full length, so no token is ever cut.
+
+    Inputs without a static length are outputs already cut to these buckets (`predict_dataset`'s
+    ragged outputs): they fit by construction.
+    """
     inputs, _ = _split_inputs(dataset.element_spec)
     if mask_key not in inputs:
         raise ValueError(f"Bucketing needs the {mask_key!r} input to count real tokens; the inputs are {sorted(inputs)}.")
     full = inputs[mask_key].shape[-1]
     increasing = all(a < b for a, b in zip((0, *lengths), lengths))
-    if full is None or not lengths or not increasing or lengths[-1] < full:
+    if not lengths or not increasing or (full is not None and lengths[-1] < full):
         raise ValueError(
             f"Bucket lengths must be increasing positive ints, the last at least the inputs' sequence length "
-            f"({full}, which must be static) so every text fits; "
-            f"received bucket lengths {list(lengths)}."
+            f"({full}) so every text fits; received bucket lengths {list(lengths)}."
         )
 
 

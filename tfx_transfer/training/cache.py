@@ -50,7 +50,8 @@ class FeatureCache:
     def compute(self, key, make_extractor, inputs: dict, length_buckets=None) -> list:
         """The train and validation datasets under `key`; each missing one is `make_extractor()`'s outputs
         on `inputs[split]` (a dataset, or None for a split the data does not have), in batches cut to
-        `length_buckets` when given (token inputs, outputs without a token axis)."""
+        `length_buckets` when given (token inputs). Outputs with a token axis are then stored at each
+        example's bucket length (`predict_dataset`), and their dataset's examples have that length."""
         for split in SPLITS:
             if inputs[split] is not None and (split, key) not in self._entries:
                 with self._strategy.scope():
@@ -70,7 +71,10 @@ class FeatureCache:
             return None
         outputs, labels = self._entries[(split, key)]
         outputs = tuple(outputs) if isinstance(outputs, list) else outputs  # tf.data stacks lists
-        return tf.data.Dataset.from_tensor_slices((outputs, labels))
+        dataset = tf.data.Dataset.from_tensor_slices((outputs, labels))
+        if any(isinstance(t, tf.RaggedTensor) for t in tf.nest.flatten(outputs)):
+            dataset = dataset.map(lambda x, y: (x, y))  # rows of a ragged tensor come back as plain tensors
+        return dataset
 
     def keep_only(self, keys) -> None:
         """Frees every entry whose key is not in `keys` (frozen-block outputs can be large)."""

@@ -43,9 +43,7 @@ def batch_dataset(
         dataset = dataset.repeat().take(examples)
     if length_buckets is None:
         dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-    elif shuffle_seed is None:
-        dataset = length_buckets.batches(dataset, batch_size)
-    else:  # training: Keras and the schedules need an epoch's length
+    else:  # the schedules need an epoch's length, and Keras warns "ran out of data" at the end of an unknown one
         dataset = with_length(length_buckets.batches(dataset, batch_size), length_buckets.count_batches(dataset, batch_size))
     if augment is not None:
         augment_batch = tf.autograph.experimental.do_not_convert(lambda x, y: (augment(x, training=True), y))

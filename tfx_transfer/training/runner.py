@@ -231,15 +231,33 @@ class PhaseRunner:
         return PhaseInputs(plan, trained, train, val, steps)
 
     def _length_buckets(self, plan):
-        """The data's `LengthBuckets` when `plan` trains the full model on token inputs on one worker, else None.
+        """The `LengthBuckets` `plan`'s training batches are cut to, or None.
 
-        Cached inputs have no padding left to cut (pooled features) or are not cut yet (frozen-block
-        outputs); under `multi_worker` every worker must take the same number of batches; with
+        Pooled features have no padding left to cut. Token inputs are bucketed, and so are cached
+        frozen-block outputs that carry the padding mask (stored at their bucket's length).
+        """
+        if plan.mode == FULL_MODEL:
+            return self._token_buckets()
+        if plan.mode == ON_FROZEN_PREFIX:
+            return self._prefix_buckets(plan.frozen_blocks)
+        return None
+
+    def _token_buckets(self):
+        """The data's `LengthBuckets` (text) when training batches may have several shapes, else None.
+
+        Under `multi_worker` every worker must take the same number of batches; with
         `data.drop_remainder` every training batch must have one static shape.
         """
-        if plan.mode != FULL_MODEL or self.share != WHOLE or self.recipe.data.drop_remainder:
+        if self.share != WHOLE or self.recipe.data.drop_remainder:
             return None
         return self.splits.length_buckets
+
+    def _prefix_buckets(self, frozen_blocks):
+        """`_token_buckets` for the cached outputs of `frozen_blocks`, when they include the padding mask."""
+        buckets = self._token_buckets()
+        if buckets is None or buckets.mask_key not in self._prefixes[frozen_blocks].names:
+            return None
+        return buckets
 
     def _train_label_counts(self) -> np.ndarray:
         """Examples per class in the whole training split: under `multi_worker` summed over the workers' shares."""
@@ -355,15 +373,19 @@ class PhaseRunner:
         if plan.mode == FULL_MODEL:
             train_set, val_set = splits["train"], splits["validation"]
         elif plan.mode == ON_FROZEN_PREFIX:
-            prefix = self._prefixes[plan.frozen_blocks]
-            train_set, val_set = self._cache.compute(FrozenBlockOutputs(plan.frozen_blocks), lambda: prefix.prefix, splits)
+            prefix, buckets = self._prefixes[plan.frozen_blocks], self._prefix_buckets(plan.frozen_blocks)
+            train_set, val_set = self._cache.compute(
+                FrozenBlockOutputs(plan.frozen_blocks), lambda: prefix.prefix, splits, buckets
+            )
         elif plan.frozen_blocks:  # head on features, through the next phase's frozen prefix
             prefix, key = self._prefixes[plan.frozen_blocks], FrozenBlockOutputs(plan.frozen_blocks)
-            self._cache.compute(key, lambda: prefix.prefix, splits)
+            buckets = self._prefix_buckets(plan.frozen_blocks)
+            self._cache.compute(key, lambda: prefix.prefix, splits, buckets)
             train_set, val_set = self._cache.compute(
                 POOLED_FEATURES,
                 lambda: submodels.on_frozen_prefix(prefix, lambda x: submodels.pooled(self.head, x), "features_on_prefix"),
                 self._cache.datasets(key),
+                buckets,
             )
         else:
             train_set, val_set = self._cache.compute(

@@ -31,6 +31,6 @@ def head_on_features(head: keras.Model) -> keras.Model:
 
 def on_frozen_prefix(prefix, top, name: str) -> keras.Model:
     """`top` (the head, or its pooling) on the trainable blocks of `prefix` (a `FrozenPrefix`), from the
-    outputs of its frozen blocks."""
-    inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype) for t in prefix.prefix.outputs]
-    return keras.Model(inputs, top(prefix.suffix(inputs)), name=name)
+    outputs of its frozen blocks (a dict keyed as the prefix's outputs)."""
+    inputs = {name: keras.Input(shape=t.shape[1:], dtype=t.dtype, name=name) for name, t in prefix.prefix.output.items()}
+    return keras.Model(inputs, top(prefix.apply_suffix(inputs)), name=name)
