@@ -51,6 +51,13 @@ def test_a_slow_step_prints_count_and_eta_every_interval_and_a_final_line(messag
     ]
 
 
+def test_the_finished_count_is_said_once(messages):
+    # the last item arrives after the interval: the line of the full count comes from the end, not twice
+    clock = fake_clock([0, 4, 30, 31])
+    list(track(range(2), "caching", total=2, interval=10, clock=clock))
+    assert messages == ["caching: 1/2 examples (50%), 4 s, about 4 s left", "caching: 2/2 examples (100%), 31 s"]
+
+
 def test_progress_without_a_total_counts_and_times(messages):
     progress = Progress("exporting", unit="signatures", clock=fake_clock([0, 5, 9]))
     progress.update(2)

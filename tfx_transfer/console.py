@@ -30,9 +30,12 @@ class Progress:
         self._logged = False
 
     def update(self, increment: int = 1) -> None:
-        """Adds `increment` to the count; logs a progress line when the step is slow and `interval` has passed."""
+        """Adds `increment` to the count; logs a progress line when the step is slow and `interval` has passed
+        (the line of a finished count is `close`'s)."""
         self.count += increment
         now = self.clock()
+        if self.total is not None and self.count >= self.total:
+            return
         if now - self.start >= self.quiet_seconds and (not self._logged or now - self._last_logged >= self.interval):
             logger.info(self.line(self.count, now))
             self._last_logged, self._logged = now, True
