@@ -212,6 +212,34 @@ def test_cached_outputs_of_frozen_layers_keep_each_text_at_its_bucket_length(tmp
     assert [r.epochs_run for r in results] == [1, 2] and np.isfinite(results[1].history["val_loss"]).all()
 
 
+def test_a_bucketed_cache_of_frozen_layer_outputs_is_planned_at_the_size_it_stores(tmp_path):
+    """Short texts padded to `sequence_length` would exceed a cache limit their bucketed outputs fit in."""
+    from tfx_transfer.pipeline import prepare
+    from tfx_transfer.training import PhaseRunner
+    from tfx_transfer.training.cache import FrozenBlockOutputs
+    from tfx_transfer.training.plan import FULL_MODEL, ON_FROZEN_PREFIX
+
+    def runner_for(recipe):
+        prepared = prepare(recipe)
+        return PhaseRunner(prepared.model, prepared.head, prepared.backbone, prepared.splits, recipe, recipe.run_dir)
+
+    bucketed_recipe = _text_recipe(tmp_path, {"last_blocks": 1})
+    bucketed = runner_for(bucketed_recipe)
+    frozen = bucketed.plan(bucketed_recipe.phases[0]).frozen_blocks
+    inputs = bucketed.phase_inputs(bucketed_recipe.phases[0])
+    assert inputs.plan.mode == ON_FROZEN_PREFIX and inputs.plan.frozen_blocks == frozen
+    stored = sum(np.asarray(t).nbytes for x, _ in bucketed._cache.dataset("train", FrozenBlockOutputs(frozen)) for t in x.values())
+    assert bucketed._prefix_megabytes(frozen) * 2**20 == pytest.approx(stored)
+
+    padded_recipe = _text_recipe(tmp_path / "padded", {"last_blocks": 1}, bucket_by_length=False)
+    padded_megabytes = runner_for(padded_recipe)._prefix_megabytes(frozen)
+    assert padded_megabytes * 2**20 > 2 * stored
+    limit = (padded_megabytes + stored / 2**20) / 2
+    for recipe, mode in ((bucketed_recipe, ON_FROZEN_PREFIX), (padded_recipe, FULL_MODEL)):
+        limited = dataclasses.replace(recipe, cache_limit_mb=limit)
+        assert runner_for(limited).plan(limited.phases[0]).mode == mode
+
+
 def test_bucketed_and_fixed_length_evaluation_give_the_same_probabilities(tmp_path):
     from tfx_transfer.evaluate import predict_probabilities
     from tfx_transfer.pipeline import prepare

@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from tfx_transfer import stop
 from tfx_transfer.console import track
+from tfx_transfer.data.bucketing import has_token_axis
 from tfx_transfer.data.windows import mean_per_group
 from tfx_transfer.head_kinds import head_kind
 
@@ -46,14 +47,9 @@ def predict_dataset(
     order = np.argsort(np.concatenate(indices), kind="stable")
     outputs = tf.nest.map_structure(
         lambda has_tokens, *parts: _ragged_rows(parts, order) if has_tokens else np.concatenate(parts)[order],
-        _has_token_axis(model), *outputs,
+        tf.nest.map_structure(has_token_axis, model.output), *outputs,
     )
     return outputs, np.concatenate(labels)[order]
-
-
-def _has_token_axis(model):
-    """Per output of `model` (a Keras model): whether its second axis has no static length, i.e. is a token axis."""
-    return tf.nest.map_structure(lambda t: len(t.shape) >= 2 and t.shape[1] is None, model.output)
 
 
 def _ragged_rows(parts, order) -> tf.RaggedTensor:

@@ -16,6 +16,7 @@ import numpy as np
 
 from tfx_transfer.backbones.base import Backbone
 from tfx_transfer.compat.keras_clone_graph import replay_after
+from tfx_transfer.data.bucketing import has_token_axis
 
 
 @dataclasses.dataclass
@@ -34,9 +35,20 @@ class FrozenPrefix:
     frozen_blocks: tuple[str, ...]
     names: tuple[str, ...]
 
-    def bytes_per_example(self, example) -> int:
-        """Memory the boundary tensors of one example take; `example` is a batch of one input."""
-        return sum(np.asarray(t).nbytes for t in self.prefix(example, training=False).values())
+    def bytes_per_example(self, example, positions: float | None = None) -> float:
+        """Memory the boundary tensors of one example take; `example` is a batch of one input.
+
+        With `positions`, tensors with a token axis (`has_token_axis`) count `positions` tokens
+        instead of the example's own length: e.g. the mean length a bucketed cache stores.
+        """
+        total = 0.0
+        for name, tensor in self.prefix(example, training=False).items():
+            tensor = np.asarray(tensor)
+            if positions is not None and has_token_axis(self.prefix.output[name]):
+                total += tensor.nbytes / tensor.shape[1] * positions
+            else:
+                total += tensor.nbytes
+        return total
 
     def apply_suffix(self, boundary: dict):
         """The backbone's output from the boundary tensors `boundary` (a dict as `prefix` returns)."""

@@ -63,6 +63,16 @@ def bucket_lengths(sequence_length: int, smallest: int = 16, step: int | None = 
     return (*lengths, sequence_length)
 
 
+def has_token_axis(symbolic) -> bool:
+    """Whether a model's symbolic output has a token axis: a second axis without a static length.
+
+    >>> import keras
+    >>> has_token_axis(keras.Input((None, 8))), has_token_axis(keras.Input((8,)))
+    (True, False)
+    """
+    return len(symbolic.shape) >= 2 and symbolic.shape[1] is None
+
+
 def _split_inputs(element):
     """`(inputs dict, rest tuple)` of an element `inputs` or `(inputs, label, ...)`."""
     if isinstance(element, dict):
@@ -180,10 +190,23 @@ class LengthBuckets:
     def count_batches(self, dataset, batch_size: int) -> int:
         """How many batches `batches` makes of `dataset` (the same in every epoch: shuffling
         moves texts between batches, not between buckets)."""
+        per_bucket = np.bincount(self._bucket_indices(dataset), minlength=len(self.lengths))
+        return int(sum(-(-int(n) // batch_size) for n in per_bucket))
+
+    def stored_positions(self, dataset) -> int:
+        """Token positions `dataset`'s examples take when each is stored at its bucket's length (a bucketed cache).
+
+        >>> ds = tf.data.Dataset.from_tensor_slices({"padding_mask": [[1, 0, 0, 0], [1, 1, 1, 0]]})
+        >>> LengthBuckets((2, 4)).stored_positions(ds)
+        6
+        """
+        return int(np.asarray(self.lengths, np.int64)[self._bucket_indices(dataset)].sum())
+
+    def _bucket_indices(self, dataset) -> np.ndarray:
+        """The index of each example's bucket, in `dataset`'s order."""
         tokens = [
             np.asarray(t)
             for t in dataset.map(lambda *element: _real_tokens(_split_inputs(element if len(element) > 1 else element[0])[0], self.mask_key)).batch(4096)
         ]
         tokens = np.concatenate(tokens) if tokens else np.zeros(0, np.int64)
-        per_bucket = np.bincount(np.searchsorted(self.lengths, tokens, side="left"), minlength=len(self.lengths))
-        return int(sum(-(-int(n) // batch_size) for n in per_bucket))
+        return np.searchsorted(self.lengths, tokens, side="left")

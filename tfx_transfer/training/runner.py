@@ -126,6 +126,7 @@ class PhaseRunner:
         self._counted = CountedSplits(splits)
         self._cache = FeatureCache(self.strategy, recipe.data.batch_size, recipe.distribute.jit_compile)
         self._prefixes = {}
+        self._positions = None
 
     def run(self) -> list[PhaseResult]:
         state = RunState.load(self.run_dir)
@@ -420,8 +421,9 @@ class PhaseRunner:
         return self.model
 
     def _prefix_megabytes(self, frozen_blocks) -> float | None:
-        """Megabytes of the outputs of `frozen_blocks` for the larger split; builds their cut once, so a
-        phase and the phase looking ahead at it share it."""
+        """Megabytes of the outputs of `frozen_blocks` for the larger split, as the cache stores them (each
+        text at its bucket's length when bucketed); builds their cut once, so a phase and the phase looking
+        ahead at it share it."""
         if frozen_blocks not in self._prefixes:
             with self.strategy.scope():
                 self._prefixes[frozen_blocks] = split_after_blocks(self.backbone, len(frozen_blocks))
@@ -429,6 +431,23 @@ class PhaseRunner:
         if prefix is None:
             return None
         example, _ = next(iter(self.splits.train.batch(1)))
+        buckets = self._prefix_buckets(frozen_blocks)
+        if buckets is not None:
+            return max(
+                prefix.bytes_per_example(example, positions=positions / examples) * examples
+                for examples, positions in self._stored_positions(buckets).values()
+            ) / 2**20
         # The largest share on any worker, so that every worker plans the phase alike.
         largest = int(from_every_worker(self.strategy, self.share, self._counted.largest()).max())
         return prefix.bytes_per_example(example) * largest / 2**20
+
+    def _stored_positions(self, buckets) -> dict:
+        """`{split: (examples, token positions)}` of the train and validation splits stored at their bucket lengths
+        (bucketing runs on one worker only), counted once per run."""
+        if self._positions is None:
+            self._positions = {
+                name: (int(split.cardinality()), buckets.stored_positions(split))
+                for name in ("train", "validation")
+                if (split := self._counted.get(name)) is not None
+            }
+        return self._positions
