@@ -33,7 +33,7 @@ from tfx_transfer.lr_multipliers import block_multipliers, describe_multipliers,
 from tfx_transfer.recipe import AUTO_LEARNING_RATE
 from tfx_transfer.training import submodels
 from tfx_transfer.training.cache import POOLED_FEATURES, FeatureCache, FrozenBlockOutputs
-from tfx_transfer.training.datasets import CountedSplits, batch_dataset, class_weights, label_counts, with_length
+from tfx_transfer.training.datasets import SPLITS, CountedSplits, batch_dataset, class_weights, label_counts, with_length
 from tfx_transfer.training.lr_choice import record_choice, recorded_choice
 from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, PhasePlan, plan_phase
 from tfx_transfer.training.schedule import make_optimizer
@@ -370,7 +370,7 @@ class PhaseRunner:
     def _inputs(self, plan):
         """The train and validation sets `plan` trains on: the splits, or cached outputs of frozen layers."""
         self._cache.keep_only(plan.cache_keys | {POOLED_FEATURES})
-        splits = {name: self._counted.get(name) for name in ("train", "validation")}
+        splits = {name: self._counted.get(name) for name in SPLITS}
         if plan.mode == FULL_MODEL:
             train_set, val_set = splits["train"], splits["validation"]
         elif plan.mode == ON_FROZEN_PREFIX:
@@ -447,7 +447,7 @@ class PhaseRunner:
         if self._positions is None:
             self._positions = {
                 name: (int(split.cardinality()), buckets.stored_positions(split))
-                for name in ("train", "validation")
+                for name in SPLITS
                 if (split := self._counted.get(name)) is not None
             }
         return self._positions
