@@ -1,6 +1,7 @@
 """Text loaders: folders, CSV/TSV/JSONL, TFDS, BBC News; skipped inputs reported; tokenized in tf.data."""
 
 import json
+import logging
 import types
 
 import numpy as np
@@ -12,6 +13,7 @@ from tfx_transfer.backbones.kerashub import build_kerashub_backbone
 from tfx_transfer.config import ConfigError
 from tfx_transfer.data.shares import WorkerShare, reading_share
 from tfx_transfer.data.text import load_data, make_preprocessor
+from tfx_transfer.data.text_bounds import MAX_TEXT_BYTES
 from tfx_transfer.recipe import recipe_from_dict
 
 
@@ -86,7 +88,7 @@ def test_csv_directory_with_predefined_splits_and_tsv(backbone, tmp_path):
 def test_bad_tables_give_errors_naming_file_and_key(backbone, tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("content,label\nhello,x\n", encoding="utf-8")
-    with pytest.raises(ConfigError, match=r"a.csv:2: no column 'text'.*Columns found: \['content', 'label'\]"):
+    with pytest.raises(ConfigError, match=r"a.csv:1: the header has no column 'text'.*Columns found: \['content', 'label'\]"):
         load_data(_recipe({"source": "csv", "path": str(path)}), backbone)
     bad = tmp_path / "b.jsonl"
     bad.write_text('{"text": "a", "label": "x"}\n{oops\n', encoding="utf-8")
@@ -94,6 +96,55 @@ def test_bad_tables_give_errors_naming_file_and_key(backbone, tmp_path):
         load_data(_recipe({"source": "csv", "path": str(bad)}), backbone)
     with pytest.raises(ConfigError, match="not a text source"):
         load_data(_recipe({"source": "fashion_mnist"}), backbone)
+
+
+def _table(tmp_path, name, content):
+    path = tmp_path / name
+    path.write_bytes(content.encode("utf-8") if isinstance(content, str) else content)
+    return str(path)
+
+
+def _ten_rows(extra=""):
+    return "".join(f"goal {i},sport\nvote {i},politics\n" for i in range(5)) + extra
+
+
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        # An unclosed quote would otherwise swallow every row after it into one text.
+        ("quote.csv", "text,label\n" + _ten_rows('"an open quote,sport\n') + "more,politics\n",
+         r"quote.csv:12: not valid CSV \(unexpected end of data\)\. A field that opens a quote must close it"),
+        ("quote.tsv", 'text\tlabel\n"open\tsport\nnext\tpolitics\n"closed" late\tsport\n',
+         r"quote.tsv:2: not valid TSV"),
+        ("twice.csv", "text,label,text\n" + _ten_rows().replace(",sport", ",sport,x").replace(",politics", ",politics,y"),
+         r"twice.csv:1: the header names column 'text' 2 times"),
+        ("header.csv", "text,label\n", r"header.csv has no usable text: it holds no rows"),
+        ("empty_texts.csv", "text,label\n ,sport\n\t,politics\n",
+         r"empty_texts.csv has no usable text: all 2 of its text\(s\) were skipped \(\{'empty text': 2\}; first: .*empty_texts.csv:row 2"),
+        ("object.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": {"a": 1}}\n',
+         r"object.jsonl:2: 'label' must be a class name, a whole number or \(multi-label\) a list of them, received \{'a': 1\}"),
+        ("bool.jsonl", '{"text": "a", "label": true}\n', r"bool.jsonl:1: 'label' must be a class name"),
+        ("list.jsonl", '{"text": "a", "label": "x"}\n{"text": "b", "label": ["x", "y"]}\n',
+         r"list.jsonl:row 2: several labels \['x', 'y'\]; set head.kind: multilabel"),
+    ],
+)
+def test_malformed_tables_stop_with_the_file_and_line_at_fault(backbone, tmp_path, name, content, message):
+    with pytest.raises(ConfigError, match=message):
+        load_data(_recipe({"source": "csv", "path": _table(tmp_path, name, content)}), backbone)
+
+
+def test_table_quirks_are_read_as_their_writers_meant(backbone, tmp_path, caplog):
+    """A byte-order mark, blank labels, a text over the byte bound and fields over csv's default limit."""
+    huge = "word " * (MAX_TEXT_BYTES // 4)  # 1.25 MiB: over MAX_TEXT_BYTES and csv's 128 KiB field limit
+    content = "\ufefftext,label\n" + _ten_rows(f"{huge},sport\nno label,  \n")
+    with caplog.at_level(logging.WARNING, logger="tfx_transfer"):
+        splits = load_data(_recipe({"source": "csv", "path": _table(tmp_path, "quirks.csv", content)}), backbone)
+    assert sorted(splits.class_names) == ["politics", "sport"]  # no class named '' from the blank label
+    assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 7, "validation": 2, "test": 2}
+    assert splits.report["skipped"] == [{"source": f"{tmp_path}/quirks.csv:row 13", "reason": "missing label"}]
+    assert splits.report["cut_to_max_bytes"] == [f"{tmp_path}/quirks.csv:row 12"]
+    assert "skipped 1 text(s): " in caplog.text and "quirks.csv:row 13: missing label" in caplog.text
+    assert "1 text(s) longer than 1,048,576 bytes of UTF-8 were cut to their first 1,048,576" in caplog.text
 
 
 def test_tfds_text_dataset(backbone, monkeypatch):

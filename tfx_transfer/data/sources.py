@@ -235,6 +235,19 @@ def limit_examples(labels, max_examples: int | None, seed: int) -> np.ndarray:
     return np.sort(kept)
 
 
+def reason_counts(items) -> dict[str, int]:
+    """How many of `items` (`SkippedReport.items`) were skipped for each reason (the text before any parenthesis).
+
+    >>> reason_counts([{"source": "a", "reason": "empty text"}, {"source": "b", "reason": "invalid UTF-8 (at byte 3)"}])
+    {'empty text': 1, 'invalid UTF-8': 1}
+    """
+    counts = {}
+    for item in items:
+        reason = item["reason"].split(" (")[0]
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
 class SkippedReport:
     """Inputs left out of the data, each with where it came from and why; one format for every modality.
 
@@ -256,11 +269,7 @@ class SkippedReport:
         return {item["source"] for item in self.items}
 
     def summary(self) -> dict[str, int]:
-        counts = {}
-        for item in self.items:
-            reason = item["reason"].split(" (")[0]
-            counts[reason] = counts.get(reason, 0) + 1
-        return counts
+        return reason_counts(self.items)
 
     def raise_if_classes_lost(self, listed_classes, kept_labels, modality: str) -> None:
         """Raises ConfigError naming the classes of `listed_classes` that no kept example has.

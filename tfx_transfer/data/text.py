@@ -28,10 +28,11 @@ from tfx_transfer.data.sources import (
     choose_splits,
     list_class_folders,
     predefined_split_dirs,
+    reason_counts,
 )
 from tfx_transfer.data.split_manifest import SplitManifest, data_root, portable_source
 from tfx_transfer.data.splits import class_counts
-from tfx_transfer.data.text_bounds import assert_text_length
+from tfx_transfer.data.text_bounds import MAX_TEXT_BYTES, assert_text_length
 from tfx_transfer.data.text_windows import MAX_WINDOWS_LIMIT, TextWindows, window_examples
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
@@ -200,11 +201,30 @@ class RawExamples:
     texts: list[str] = dataclasses.field(default_factory=list)
     labels: list = dataclasses.field(default_factory=list)
     sources: list[str] = dataclasses.field(default_factory=list)
+    # Sources of the texts cut to their first MAX_TEXT_BYTES bytes.
+    cut: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, text, label, source):
+        text, was_cut = cut_to_bytes(text, MAX_TEXT_BYTES)
+        if was_cut:
+            self.cut.append(source)
         self.texts.append(text)
         self.labels.append(label)
         self.sources.append(source)
+
+
+def cut_to_bytes(text: str, max_bytes: int) -> tuple[str, bool]:
+    """`(text, False)`, or its longest prefix of at most `max_bytes` bytes of UTF-8 and True.
+
+    >>> cut_to_bytes("héllo", 2)
+    ('h', True)
+    """
+    if len(text) * 4 <= max_bytes:  # no character takes more than 4 bytes
+        return text, False
+    encoded = text.encode("utf-8")
+    if len(encoded) <= max_bytes:
+        return text, False
+    return encoded[:max_bytes].decode("utf-8", errors="ignore"), True
 
 
 def usable_text(raw, source, skipped: SkippedReport) -> str | None:
@@ -263,21 +283,22 @@ def read_table(path, options: TextOptions, skipped: SkippedReport) -> RawExample
         raise ConfigError(f"data.path: {path!r} is not a .csv, .tsv or .jsonl file.")
     if not storage.exists(path) or storage.isdir(path):
         raise ConfigError(f"data.path: {path!r} does not exist.")
+    columns = {options.text_column: "text_column", options.label_column: "label_column"}
+    header, rows = _rows(path, extension)
+    if header is not None:
+        _check_header(path, header, columns)
     examples = RawExamples()
-    for line_number, row in _rows(path, extension):
+    for line_number, row in rows:
         where = f"{path}:{line_number}"
-        for column in (options.text_column, options.label_column):
+        for column, key in columns.items():
             if column not in row:
-                raise ConfigError(
-                    f"{where}: no column {column!r} (data.text.{'text' if column == options.text_column else 'label'}"
-                    f"_column). Columns found: {sorted(row)}."
-                )
+                raise ConfigError(f"{where}: no column {column!r} (data.text.{key}). Columns found: {sorted(row)}.")
         text = row[options.text_column]
         if not isinstance(text, (str, bytes)):
             raise ConfigError(f"{where}: {options.text_column!r} must be a string, received {text!r}.")
         source = f"{path}:row {line_number}"
-        label = row[options.label_column]
-        if label is None or label == "" or label == []:
+        label = _raw_label(row[options.label_column], where, options.label_column)
+        if label is None:
             skipped.add(source, "missing label")
             continue
         text = usable_text(text, source, skipped)
@@ -286,9 +307,45 @@ def read_table(path, options: TextOptions, skipped: SkippedReport) -> RawExample
     return examples
 
 
-def _rows(path, extension):
-    data = storage.read_bytes(path)
+def _check_header(path, header, columns: dict):
+    """Every column of `columns` (name -> recipe key) appears in a CSV/TSV header, and once."""
+    for column, key in columns.items():
+        if column not in header:
+            raise ConfigError(
+                f"{path}:1: the header has no column {column!r} (data.text.{key}). Columns found: {header}. "
+                f"Rename the column or set data.text.{key}."
+            )
+        if header.count(column) > 1:
+            raise ConfigError(
+                f"{path}:1: the header names column {column!r} {header.count(column)} times; "
+                "which one holds the data is ambiguous. Rename or remove the extra columns."
+            )
+
+
+def _raw_label(label, where, column):
+    """A row's label as read (a string, whole number or list of them), or None when it is missing."""
+    if isinstance(label, str):
+        label = label.strip()
+    elif isinstance(label, float) and label.is_integer():
+        label = int(label)
+    if label is None or label == "" or label == []:
+        return None
+    def is_name(value):
+        return isinstance(value, (str, int)) and not isinstance(value, bool)
+
+    if not (is_name(label) or isinstance(label, list) and all(map(is_name, label))):
+        raise ConfigError(
+            f"{where}: {column!r} must be a class name, a whole number or (multi-label) a list of them, "
+            f"received {label!r}."
+        )
+    return label
+
+
+def _rows(path, extension) -> tuple[list[str] | None, list[tuple[int, dict]]]:
+    """`(header, [(line number, row), ...])` of a table file; the header is None for JSONL."""
+    data = storage.read_bytes(path).removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark (Excel writes one)
     if extension in (".jsonl", ".json"):
+        rows = []
         for line_number, line in enumerate(data.splitlines(), start=1):
             if not line.strip():
                 continue
@@ -298,14 +355,28 @@ def _rows(path, extension):
                 raise ConfigError(f"{path}:{line_number}: not valid JSON ({e.msg}); JSONL needs one object per line.") from None
             if not isinstance(row, dict):
                 raise ConfigError(f"{path}:{line_number}: each JSONL line must be an object, received {row!r}.")
-            yield line_number, row
-        return
-    text = io.StringIO(data.decode("utf-8", errors="surrogateescape"), newline="")
-    reader = csv.DictReader(text, delimiter=TABLE_EXTENSIONS[extension])
-    if reader.fieldnames is None:
-        raise ConfigError(f"data.path: {path!r} is empty; it needs a header row naming its columns.")
-    for row in reader:
-        yield reader.line_num, row
+            rows.append((line_number, row))
+        return None, rows
+    text = data.decode("utf-8", errors="surrogateescape")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=TABLE_EXTENSIONS[extension], strict=True)
+    # A field can be as long as the file, which is already in memory (texts are bounded after reading).
+    previous_limit = csv.field_size_limit(max(len(text), csv.field_size_limit()))
+    record_start, rows = 1, []
+    try:
+        if reader.fieldnames is None:
+            raise ConfigError(f"data.path: {path!r} is empty; it needs a header row naming its columns.")
+        record_start = reader.line_num + 1
+        for row in reader:
+            rows.append((reader.line_num, row))
+            record_start = reader.line_num + 1
+    except csv.Error as e:
+        raise ConfigError(
+            f"{path}:{record_start}: not valid {extension[1:].upper()} ({e}). A field that opens a quote must close "
+            "it; quote fields that hold the delimiter, quotes (doubled: \"\") or line breaks."
+        ) from None
+    finally:
+        csv.field_size_limit(previous_limit)
+    return list(reader.fieldnames), rows
 
 
 def find_split_files(root) -> dict[str, str]:
@@ -391,10 +462,10 @@ def label_ids(parts: dict, kind: str, delimiter, class_names=None):
         lists = {}
         for split, ex in parts.items():
             lists[split] = []
-            for y in ex.labels:
+            for y, source in zip(ex.labels, ex.sources):
                 if isinstance(y, (list, tuple)):
                     raise ConfigError(
-                        f"A {split} example has several labels {y}; set head.kind: multilabel for multi-label data."
+                        f"{source}: several labels {y}; set head.kind: multilabel for multi-label data."
                     )
                 lists[split].append([str(y).strip()])
     if class_names is None:
@@ -404,7 +475,11 @@ def label_ids(parts: dict, kind: str, delimiter, class_names=None):
     for split, rows in lists.items():
         unknown = sorted({n for names in rows for n in names if n not in index})
         if unknown:
-            raise ConfigError(f"The {split} split has labels {unknown[:5]} that the training split does not have.")
+            first = next(source for source, names in zip(parts[split].sources, rows) if unknown[0] in names)
+            raise ConfigError(
+                f"The {split} split has labels {unknown[:5]} that the training split does not have (first: {first}). "
+                "Every class needs training examples: move some of them to the training data, or fix the labels."
+            )
         if multilabel:
             hot = np.zeros((len(rows), len(class_names)), np.float32)
             for i, names in enumerate(rows):
@@ -457,6 +532,7 @@ class TextSplits:
     manifest: SplitManifest
     skipped: SkippedReport
     path: str | None
+    cut: list[str] = dataclasses.field(default_factory=list)
 
 
 def read_text_splits(recipe) -> TextSplits:
@@ -470,37 +546,61 @@ def read_text_splits(recipe) -> TextSplits:
         root = bbc_news_dir() if source == "bbc_news" else config.path
         if not root:
             raise ConfigError("data.path: a folder of class sub-folders is required for data.source 'folder'.")
-        split_dirs = predefined_split_dirs(root)
-        if "train" in split_dirs:
-            parts = {s: read_class_folders(d, options.file_pattern, skipped) for s, d in split_dirs.items()}
-        else:
-            parts = {"all": read_class_folders(root, options.file_pattern, skipped)}
+        locations = predefined_split_dirs(root)
+        if "train" not in locations:
+            locations = {"all": root}
+        parts = {s: read_class_folders(d, options.file_pattern, skipped) for s, d in locations.items()}
     elif source == "csv":
         if not config.path:
             raise ConfigError("data.path: a CSV/TSV/JSONL file or a directory of split files is required.")
         if storage.isdir(config.path):
-            files = find_split_files(config.path)
-            if "train" not in files:
+            locations = find_split_files(config.path)
+            if "train" not in locations:
                 raise ConfigError(
                     f"data.path: directory {config.path!r} has no train.csv / train.tsv / train.jsonl."
                 )
-            parts = {s: read_table(f, options, skipped) for s, f in files.items()}
         else:
-            parts = {"all": read_table(config.path, options, skipped)}
+            locations = {"all": config.path}
+        parts = {s: read_table(f, options, skipped) for s, f in locations.items()}
         root = data_root(config.path)
     elif source == "tfds":
         parts, class_names = read_tfds(config, skipped)
+        locations = {s: f"TFDS {config.tfds_name!r}, split {s!r}" for s in parts}
     else:
         raise ConfigError(
             f"data.source: {source!r} is not a text source. Expected one of: folder, csv, tfds, bbc_news."
         )
-    empty = [s for s, ex in parts.items() if not ex.texts]
-    if empty:
-        raise ConfigError(f"The {empty[0]} split has no usable text (skipped: {skipped.summary()}).")
+    skipped.log("text(s)")
+    _raise_if_empty(parts, locations, skipped)
+    cut = [source for examples in parts.values() for source in examples.cut]
+    if cut:
+        logger.warning(
+            f"{len(cut)} text(s) longer than {MAX_TEXT_BYTES:,} bytes of UTF-8 were cut to their first "
+            f"{MAX_TEXT_BYTES:,} (the most one text may hold; the encoder reads only its first tokens): first {cut[0]}"
+        )
     labels, class_names = label_ids(parts, recipe.head.kind, options.label_delimiter, class_names)
     splits, manifest = split_examples(parts, labels, class_names, config, recipe.seed, root)
     path = bbc_news_dir() if source == "bbc_news" else config.path
-    return TextSplits(splits, list(class_names), manifest, skipped, path)
+    return TextSplits(splits, list(class_names), manifest, skipped, path, cut)
+
+
+def _raise_if_empty(parts: dict, locations: dict, skipped: SkippedReport):
+    """Raises ConfigError naming the first part of the data (a file, folder or TFDS split) with no usable text."""
+    for part, examples in parts.items():
+        if examples.texts:
+            continue
+        where = locations[part]
+        mine = [item for item in skipped.items if item["source"].startswith(str(where))]
+        mine = mine or (skipped.items if len(parts) == 1 else [])
+        if mine:
+            found = (f"all {len(mine)} of its text(s) were skipped ({reason_counts(mine)}; first: "
+                     f"{mine[0]['source']}: {mine[0]['reason']})")
+        else:
+            found = "it holds no rows or text files"
+        raise ConfigError(
+            f"data.path: {where} has no usable text: {found}. It needs texts with labels "
+            "(columns data.text.text_column and data.text.label_column, or one sub-folder of .txt files per class)."
+        )
 
 
 def load_data(recipe, backbone) -> DataSplits:
@@ -525,6 +625,7 @@ def load_data(recipe, backbone) -> DataSplits:
         "counts": {s: _counts(split.labels, class_names) for s, split in splits.items() if len(split.texts)},
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
+        "cut_to_max_bytes": texts.cut,
     }
     if preprocessor.windows:
         data = _windowed_splits(splits, read, preprocessor, recipe.data.text, class_names, report, manifest)
