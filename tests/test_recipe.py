@@ -40,7 +40,10 @@ def test_typo_names_the_key_and_suggests_the_right_one(tmp_path):
         ("phases: [{name: a}, {name: a}]", "unique"),
         ("data: {validation_fraction: 0.6, test_fraction: 0.5}", "must leave training examples"),
         ("export: {enabled: yes please}", r"recipe\.export\.enabled: expected true or false"),
-        ("- a\n- b\n", "mapping at the top level"),
+        ("- a\n- b\n", r"recipe\.yaml' must hold a mapping at the top level .*, received a list\."),
+        ("", r"recipe\.yaml' must hold a mapping at the top level .*, received an empty document\."),
+        ("# only a comment\n", "received an empty document"),
+        ("null\n", "received an empty document"),
         ("phases: [{name: a, class_weight: balanced}]", "class_weight must be 'auto'"),
     ],
 )

@@ -373,10 +373,12 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(f"Recipe file {os.fspath(path)!r} does not exist.") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Recipe file {os.fspath(path)!r} is not valid YAML: {e}") from None
-    if data is None:
-        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Recipe file {os.fspath(path)!r} must hold a mapping at the top level.")
+        received = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(
+            f"Recipe file {os.fspath(path)!r} must hold a mapping at the top level (keys such as name, data, "
+            f"backbone), received {received}."
+        )
     return recipe_from_dict(data, overrides)
 
 
