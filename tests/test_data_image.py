@@ -22,9 +22,11 @@ def _load(path, **data):
     return load_data(recipe, _Backbone())
 
 
-def test_folder_is_split_stratified_and_reproducibly(tmp_path):
+def test_folder_is_split_stratified_and_reproducibly(tmp_path, caplog):
     write_image_folder(tmp_path, classes=("a", "b", "c"), per_class=10)
-    splits = _load(tmp_path, validation_fraction=0.2, test_fraction=0.2)
+    with caplog.at_level("WARNING", logger="tfx_transfer"):
+        splits = _load(tmp_path, validation_fraction=0.2, test_fraction=0.2)
+    assert not caplog.messages
     assert splits.class_names == ["a", "b", "c"]
     assert splits.report["counts"] == {
         "train": {"a": 6, "b": 6, "c": 6},
@@ -45,6 +47,31 @@ def test_predefined_split_folders_are_used(tmp_path):
     assert splits.report["counts"]["test"] == {"cat": 2, "dog": 2}
     assert splits.report["counts"]["validation"] == {"cat": 1, "dog": 1}
     assert splits.report["counts"]["train"] == {"cat": 4, "dog": 4}
+
+
+def test_classes_too_small_for_a_validation_or_test_example_are_named_in_a_warning(tmp_path, caplog):
+    write_image_folder(tmp_path / "some", classes=("a",), per_class=10)
+    write_image_folder(tmp_path / "some", classes=("b",), per_class=2)
+    with caplog.at_level("WARNING", logger="tfx_transfer"):
+        splits = _load(tmp_path / "some")
+    assert splits.report["counts"] == {
+        "train": {"a": 6, "b": 2}, "validation": {"a": 2, "b": 0}, "test": {"a": 2, "b": 0},
+    }
+    for split in ("validation", "test"):
+        assert (f"data: classes ['b'] have no {split} example: data.{split}_fraction 0.15 of their few examples "
+                f"rounds to none, so {split} metrics leave them out. Add examples of these classes or raise "
+                f"data.{split}_fraction.") in caplog.messages
+
+    caplog.clear()
+    write_image_folder(tmp_path / "tiny", per_class=3)
+    with caplog.at_level("WARNING", logger="tfx_transfer"):
+        splits = _load(tmp_path / "tiny")
+    assert splits.report["counts"] == {"train": {"cat": 3, "dog": 3}}
+    assert caplog.messages == [
+        f"data: the {split} split is empty: data.{split}_fraction 0.15 of each class of the 6 examples rounds to "
+        f"none. Add examples or raise data.{split}_fraction."
+        for split in ("validation", "test")
+    ]
 
 
 def test_corrupt_and_truncated_images_are_skipped_counted_and_named(tmp_path, caplog):

@@ -82,6 +82,21 @@ def test_cli_make_fortunes_writes_the_csv_or_says_what_to_install(tmp_path, caps
     assert (tmp_path / "out" / "fortunes.csv").read_text(encoding="utf-8").count("\n") == 9
 
 
+def test_cli_make_fortunes_into_a_regular_file_exits_2_naming_it(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    root = write_fortune_files(tmp_path / "src")
+    (tmp_path / "file.txt").write_text("kept")
+    args = ["datasets", "make-fortunes", str(tmp_path / "file.txt"), "--source-dir", root, "--topics", "politics,science"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and ".tmp-" not in err
+    assert err.strip().splitlines() == [
+        f"tfx-transfer: error: Cannot write '{tmp_path / 'file.txt' / 'fortunes.csv'}': '{tmp_path / 'file.txt'}' "
+        "is a file, where a directory was expected. Choose another path or move that file."
+    ]
+
+
 def test_sizes_draw_an_imbalanced_set_reproducibly_and_bad_sizes_are_refused(tmp_path, capsys):
     from tfx_transfer.cli import main
 

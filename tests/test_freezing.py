@@ -88,6 +88,22 @@ def test_blocks_never_split_a_residual_connection(name):
         assert set(result.trainable_blocks) <= {b.name for b in backbone.blocks[-n:]}
 
 
+def test_a_failed_imagenet_download_exits_2_in_one_line_naming_the_offline_options(tmp_path, monkeypatch, capsys):
+    from tfx_transfer.cli import main
+
+    def offline(**kwargs):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/x.h5: None -- [Errno -3] name resolution")
+
+    monkeypatch.setattr(keras.applications, "MobileNetV2", offline)
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("backbone: {source: keras_apps, name: MobileNetV2, weights: imagenet}\n")
+    assert main(["inspect", str(recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert "Could not download the ImageNet weights of MobileNetV2" in err
+    assert "backbone.source: packaged" in err and "backbone.weights: none" in err
+
+
 def test_expected_block_names_for_known_families():
     names = lambda n: [b.name for b in build_keras_app(n, weights=None, image_size=(64, 64)).blocks]  # noqa: E731
     resnet = names("ResNet50")

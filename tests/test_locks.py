@@ -57,6 +57,20 @@ def test_a_second_run_on_a_run_directory_in_use_is_refused_with_its_holder(tmp_p
         pass
 
 
+def test_a_run_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    (tmp_path / "file.txt").write_text("kept")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"run_dir: {tmp_path / 'file.txt'}\n")
+    assert main(["train", str(recipe)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"tfx-transfer: error: run_dir '{tmp_path / 'file.txt'}' is a file, not a directory: set run_dir to a "
+        "directory (e.g. --set run_dir=<new directory>)."
+    ]
+    assert (tmp_path / "file.txt").read_text() == "kept"
+
+
 def test_the_lock_of_a_run_that_died_is_taken_over_and_said_so(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

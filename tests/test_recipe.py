@@ -40,7 +40,10 @@ def test_typo_names_the_key_and_suggests_the_right_one(tmp_path):
         ("phases: [{name: a}, {name: a}]", "unique"),
         ("data: {validation_fraction: 0.6, test_fraction: 0.5}", "must leave training examples"),
         ("export: {enabled: yes please}", r"recipe\.export\.enabled: expected true or false"),
-        ("- a\n- b\n", "mapping at the top level"),
+        ("- a\n- b\n", r"recipe\.yaml' must hold a mapping at the top level .*, received a list\."),
+        ("", r"recipe\.yaml' must hold a mapping at the top level .*, received an empty document\."),
+        ("# only a comment\n", "received an empty document"),
+        ("null\n", "received an empty document"),
         ("phases: [{name: a, class_weight: balanced}]", "class_weight must be 'auto'"),
     ],
 )
@@ -80,11 +83,24 @@ def test_overrides_reach_nested_keys_and_list_items(tmp_path):
         ("phases.5.epochs=1", "not an index of a 2-item list"),
         ("nokeyvalue", "expects key=value"),
         ("data.batch_size=0", "batch_size must be at least 1"),
+        ("backbone.sequence_length=0", r"backbone\.sequence_length must be at least 3 .* received 0\."),
+        ("backbone.sequence_length=-1", r"backbone\.sequence_length must be at least 3 .* received -1\."),
+        ("backbone.sequence_length=100000000", r"at most 65536, received 100000000\."),
     ],
 )
 def test_bad_overrides(override, message):
     with pytest.raises(ConfigError, match=message):
         recipe_from_dict({}, [override])
+
+
+def test_cli_refuses_a_sequence_length_without_room_for_text_in_one_line(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    assert main(["train", str(_write(tmp_path, "modality: text\n")), "--set", "backbone.sequence_length=0"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "tfx-transfer: error: backbone.sequence_length must be at least 3 (tokens for [CLS], [SEP] and one of the "
+        "text) and at most 65536, received 0."
+    ]
 
 
 def test_recipe_round_trips_through_yaml(tmp_path):

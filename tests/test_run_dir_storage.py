@@ -1,5 +1,6 @@
 """A run directory and export base on TF's in-memory filesystem (`ram://`): every run file goes through gfile."""
 
+import os
 import uuid
 
 import pytest
@@ -52,3 +53,21 @@ def test_export_is_written_to_the_ram_filesystem(ram_run):
     assert first.export_dir.startswith(f"{root}/exports/")
     assert storage.exists(f"{first.export_dir}/saved_model.pb")
     assert storage.read_text(f"{first.export_dir}/assets/labels.txt").split() == first.metrics["class_names"]
+
+
+def test_a_write_to_a_directory_or_under_a_file_is_an_os_error_naming_the_path_and_leaves_nothing(tmp_path):
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file.txt").write_text("kept")
+    with pytest.raises(IsADirectoryError) as directory:
+        storage.write_text_atomic(tmp_path / "dir", "x")
+    assert str(directory.value) == (
+        f"Cannot write the file '{tmp_path / 'dir'}': it is a directory. Give a file path instead."
+    )
+    with pytest.raises(NotADirectoryError) as under_file:
+        storage.write_json_atomic(tmp_path / "file.txt" / "out" / "a.json", {})
+    assert str(under_file.value) == (
+        f"Cannot write '{tmp_path / 'file.txt' / 'out' / 'a.json'}': '{tmp_path / 'file.txt'}' is a file, "
+        "where a directory was expected. Choose another path or move that file."
+    )
+    assert sorted(os.listdir(tmp_path)) == ["dir", "file.txt"] and os.listdir(tmp_path / "dir") == []
+    assert (tmp_path / "file.txt").read_text() == "kept"

@@ -58,6 +58,11 @@ def run_dir_lock(run_dir, enabled: bool = True):
         )
         yield
         return
+    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        raise NotADirectoryError(
+            f"run_dir {run_dir!r} is a file, not a directory: set run_dir to a directory "
+            "(e.g. --set run_dir=<new directory>)."
+        )
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -77,6 +77,11 @@ class DataConfig:
             raise ConfigError(f"data.batch_size must be at least 1, received {self.batch_size}.")
 
 
+MIN_SEQUENCE_LENGTH = 3
+# Far above what text encoders take (BERT-style: 512); a KerasHub backbone also checks its own limit.
+MAX_SEQUENCE_LENGTH = 65_536
+
+
 @dataclasses.dataclass
 class BackboneConfig:
     """Which pretrained network to start from.
@@ -98,6 +103,13 @@ class BackboneConfig:
     pooling: str | None = None
     preprocessor: str | None = None
     output: int | str | None = None
+
+    def __post_init__(self):
+        if not MIN_SEQUENCE_LENGTH <= self.sequence_length <= MAX_SEQUENCE_LENGTH:
+            raise ConfigError(
+                f"backbone.sequence_length must be at least {MIN_SEQUENCE_LENGTH} (tokens for [CLS], [SEP] and "
+                f"one of the text) and at most {MAX_SEQUENCE_LENGTH}, received {self.sequence_length}."
+            )
 
 
 @dataclasses.dataclass
@@ -361,10 +373,12 @@ def load_recipe(path: str | os.PathLike, overrides: list[str] = ()) -> Recipe:
         raise ConfigError(f"Recipe file {os.fspath(path)!r} does not exist.") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"Recipe file {os.fspath(path)!r} is not valid YAML: {e}") from None
-    if data is None:
-        data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"Recipe file {os.fspath(path)!r} must hold a mapping at the top level.")
+        received = "an empty document" if data is None else f"a {type(data).__name__}"
+        raise ConfigError(
+            f"Recipe file {os.fspath(path)!r} must hold a mapping at the top level (keys such as name, data, "
+            f"backbone), received {received}."
+        )
     return recipe_from_dict(data, overrides)
 
 

@@ -150,18 +150,37 @@ def read_json(path):
 
 
 def write_bytes_atomic(path, data: bytes) -> None:
-    """Writes `data` to `path` so that readers see the old or the new content, never a part."""
+    """Writes `data` to `path` so that readers see the old or the new content, never a part.
+
+    A path that cannot be written raises an OSError naming `path` and what is in the way.
+    """
     path = os.fspath(path)
-    if parent(path):
-        gfile.makedirs(parent(path))
     tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
     try:
+        if parent(path):
+            gfile.makedirs(parent(path))
         with gfile.GFile(tmp, "wb") as f:
             f.write(data)
         gfile.rename(tmp, path, overwrite=True)
+    except tf.errors.OpError as e:
+        raise _write_error(path, e.message.replace(tmp, path)) from None
     finally:
         if gfile.exists(tmp):
             gfile.remove(tmp)
+
+
+def _write_error(path: str, cause: str) -> OSError:
+    if isdir(path):
+        return IsADirectoryError(f"Cannot write the file {path!r}: it is a directory. Give a file path instead.")
+    existing = parent(path)
+    while existing and not exists(existing):
+        existing = parent(existing)
+    if existing and not isdir(existing):
+        return NotADirectoryError(
+            f"Cannot write {path!r}: {existing!r} is a file, where a directory was expected. "
+            "Choose another path or move that file."
+        )
+    return OSError(f"Cannot write {path!r}: {cause}")
 
 
 def write_text_atomic(path, text: str) -> None:

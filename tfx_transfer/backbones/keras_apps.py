@@ -87,10 +87,11 @@ def build_keras_app(name: str, weights: str | None = "imagenet", image_size=None
         )
     except Exception as e:
         if weights == "imagenet" and ("URL" in str(e) or "fetch" in str(e).lower() or "resolve" in str(e).lower()):
-            raise RuntimeError(
+            raise ConnectionError(
                 f"Could not download the ImageNet weights of {canonical} (no internet?). Pass a local "
-                "weights file as backbone.weights, use a `packaged` backbone that ships in a pip "
-                f"package (e.g. efficientnet_lite0), or weights: none. Cause: {e}"
+                "weights file as backbone.weights, use a backbone that ships in a pip package "
+                "(backbone.source: packaged, backbone.name: efficientnet_lite0), or backbone.weights: none "
+                f"(random initialisation). Cause: {e}"
             ) from e
         raise
     model = keras.Model(inputs, model.output, name=canonical.lower())

@@ -158,7 +158,8 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     if config.split_manifest:
         parts = splits_from_manifest(config.split_manifest, examples.sources, texts)
     else:
-        parts = _drawn_splits(examples, labels.argmax(axis=1) if labels.ndim == 2 else labels, config, seed)
+        strata = labels.argmax(axis=1) if labels.ndim == 2 else labels
+        parts = _drawn_splits(examples, strata, class_names, config, seed)
     train = parts["train"]
     kept = limit_examples(labels[train], config.max_train_examples, seed)
     parts["unused"] = np.sort(np.concatenate([parts.get("unused", np.empty(0, np.int64)), np.delete(train, kept)]))
@@ -196,12 +197,14 @@ def _check_training_classes(train_labels, class_names, config) -> None:
     raise ConfigError(f"data.path: {problem} ({cause}).")
 
 
-def _drawn_splits(examples: PooledExamples, strata, config, seed) -> dict[str, np.ndarray]:
+def _drawn_splits(examples: PooledExamples, strata, class_names, config, seed) -> dict[str, np.ndarray]:
     given = examples.data_splits or [None] * len(strata)
     fixed = [s for s in given if s is not None]
     if not fixed:
         indices = stratified_split(strata, config.validation_fraction, config.test_fraction, seed, examples.groups)
-        return dict(zip(SPLIT_NAMES, indices))
+        parts = dict(zip(SPLIT_NAMES, indices))
+        _warn_about_thin_splits(examples.labels, parts, ("validation", "test"), class_names, config)
+        return parts
     if len(fixed) != len(given):
         raise ConfigError(
             "data.path: either every example has a split (train/validation/test folders or a split column) "
@@ -216,7 +219,35 @@ def _drawn_splits(examples: PooledExamples, strata, config, seed) -> dict[str, n
         groups = None if examples.groups is None else np.asarray(examples.groups)[train]
         kept, drawn, _ = stratified_split(strata[train], config.validation_fraction, 0.0, seed, groups)
         parts["train"], parts["validation"] = train[kept], train[drawn]
+        _warn_about_thin_splits(examples.labels, parts, ("validation",), class_names, config)
     return parts
+
+
+def _warn_about_thin_splits(labels, parts, drawn, class_names, config) -> None:
+    """Warns about each split in `drawn` that came out empty or (single-label data) without a class.
+
+    The draw rounds each class's share, so a class with few examples gets none of a small
+    fraction (0.15 of 2 rounds to 0) and that split's metrics leave the class out.
+    """
+    labels = np.asarray(labels)
+    pool = np.concatenate([parts["train"], *(parts[s] for s in drawn)])
+    for split in drawn:
+        fraction = getattr(config, f"{split}_fraction")
+        if not fraction:
+            continue
+        if not parts[split].size:
+            logger.warning(
+                f"data: the {split} split is empty: data.{split}_fraction {fraction} of each class of the "
+                f"{len(pool)} examples rounds to none. Add examples or raise data.{split}_fraction."
+            )
+        elif labels.ndim == 1:
+            missing = [class_names[i] for i in np.setdiff1d(labels[pool], labels[parts[split]])]
+            if missing:
+                logger.warning(
+                    f"data: classes {missing} have no {split} example: data.{split}_fraction {fraction} of their "
+                    f"few examples rounds to none, so {split} metrics leave them out. Add examples of these "
+                    f"classes or raise data.{split}_fraction."
+                )
 
 
 def limit_examples(labels, max_examples: int | None, seed: int) -> np.ndarray:
