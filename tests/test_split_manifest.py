@@ -302,6 +302,7 @@ def test_a_manifest_that_leaves_a_class_out_of_train_is_an_error(tmp_path):
     rows = [f"{c}/{i}.png,{c},{'test' if c == 'dog' else 'train'}" for c in ("cat", "dog") for i in range(3)]
     (tmp_path / "splits.csv").write_text(HEADER + "\n".join(rows) + "\n")
     data = {"source": "folder", "path": str(tmp_path / "pets"), "split_manifest": str(tmp_path / "splits.csv")}
-    with pytest.raises(ConfigError, match=r"classes \['dog'\] have no training examples \(as data.split_manifest "
+    with pytest.raises(ConfigError, match=r"classes \['dog'\] have no training examples \(an example of 'dog': "
+                                          r".*dog/0\.png\) \(as data.split_manifest "
                                           r"'.*splits\.csv' assigns them\)"):
         image.load_data(recipe(1, data), IMAGE_BACKBONE)

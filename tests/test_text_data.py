@@ -108,6 +108,14 @@ def _ten_rows(extra=""):
     return "".join(f"goal {i},sport\nvote {i},politics\n" for i in range(5)) + extra
 
 
+def test_a_class_only_the_validation_file_has_is_named_with_an_example(backbone, tmp_path):
+    (tmp_path / "train.csv").write_text("text,label\n" + _ten_rows(), encoding="utf-8")
+    (tmp_path / "validation.csv").write_text("text,label\ngoal,sport\nodd one,zzz\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"classes \['zzz'\] have no training examples \(an example of 'zzz': "
+                                          r".*validation\.csv:row 3\)"):
+        load_data(_recipe({"source": "csv", "path": str(tmp_path)}), backbone)
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [

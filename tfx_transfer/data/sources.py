@@ -164,7 +164,7 @@ def choose_splits(examples: PooledExamples, class_names, config, seed: int) -> C
     kept = limit_examples(labels[train], config.max_train_examples, seed)
     parts["unused"] = np.sort(np.concatenate([parts.get("unused", np.empty(0, np.int64)), np.delete(train, kept)]))
     parts["train"] = train[kept]
-    _check_training_classes(labels[parts["train"]], class_names, config)
+    _check_training_classes(labels, parts["train"], examples.sources, class_names, config)
     manifest = SplitManifest.from_indices(examples.sources, texts, parts)
     indices = {s: parts[s] for s in SPLIT_NAMES}
     return ChosenSplits(indices, manifest, {**indices, "train": _training_share(indices["train"])})
@@ -181,13 +181,17 @@ def _training_share(train: np.ndarray) -> np.ndarray:
     return share.take(train)
 
 
-def _check_training_classes(train_labels, class_names, config) -> None:
-    """Raises ConfigError when the training split is empty or (single-label data) lacks a class."""
-    missing = [] if train_labels.ndim == 2 else [n for i, n in enumerate(class_names) if not np.any(train_labels == i)]
+def _check_training_classes(labels, train, sources, class_names, config) -> None:
+    """Raises ConfigError when the training split (indices `train` of `labels`) is empty or (single-label
+    data) lacks a class, naming an example of the first class it lacks."""
+    train_labels = labels[train]
+    missing = [] if labels.ndim == 2 else [i for i in range(len(class_names)) if not np.any(train_labels == i)]
     if not len(train_labels):
         problem = "the training split is empty"
     elif missing:
-        problem = f"classes {missing} have no training examples"
+        names = [class_names[i] for i in missing]
+        problem = f"classes {names} have no training examples (an example of {names[0]!r}: "
+        problem += f"{sources[np.flatnonzero(labels == missing[0])[0]]})"
     else:
         return
     cause = (
