@@ -71,6 +71,8 @@ def text_recipe_default() -> pathlib.Path:
 
 def dataset_recipe(args, work_dir) -> tuple[str, list[str]]:
     """The recipe path and `--set` overrides that point the toolkit at `args.dataset` or `args.data`."""
+    if args.dataset and args.data:
+        raise SystemExit(f"peers.py: give --dataset {args.dataset} or --data {args.data}, not both.")
     if args.dataset == "fortunes":
         from tfx_transfer.datasets.fortunes import make_fortunes
 
