@@ -69,6 +69,12 @@ def test_a_run_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
         "directory (e.g. --set run_dir=<new directory>)."
     ]
     assert (tmp_path / "file.txt").read_text() == "kept"
+    recipe.write_text(f"run_dir: {tmp_path / 'file.txt' / 'run'}\n")
+    assert main(["train", str(recipe)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"tfx-transfer: error: run_dir '{tmp_path / 'file.txt' / 'run'}' is under '{tmp_path / 'file.txt'}', which "
+        "is a file, not a directory: set run_dir to a directory (e.g. --set run_dir=<new directory>)."
+    ]
 
 
 def test_the_lock_of_a_run_that_died_is_taken_over_and_said_so(tmp_path, caplog):

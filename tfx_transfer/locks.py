@@ -58,9 +58,13 @@ def run_dir_lock(run_dir, enabled: bool = True):
         )
         yield
         return
-    if os.path.exists(run_dir) and not os.path.isdir(run_dir):
+    blocking = run_dir
+    while blocking and not os.path.exists(blocking):
+        blocking = os.path.dirname(blocking)
+    if blocking and not os.path.isdir(blocking):
+        where = "is a file" if blocking == run_dir else f"is under {blocking!r}, which is a file"
         raise NotADirectoryError(
-            f"run_dir {run_dir!r} is a file, not a directory: set run_dir to a directory "
+            f"run_dir {run_dir!r} {where}, not a directory: set run_dir to a directory "
             "(e.g. --set run_dir=<new directory>)."
         )
     os.makedirs(run_dir, exist_ok=True)
