@@ -77,6 +77,20 @@ def test_a_run_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
     ]
 
 
+def test_an_export_base_dir_under_a_file_stops_the_run_before_training(tmp_path, capsys):
+    from tfx_transfer.cli import main
+
+    (tmp_path / "file.txt").write_text("kept")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(f"run_dir: {tmp_path / 'run'}\nexport: {{base_dir: {tmp_path / 'file.txt' / 'models'}}}\n")
+    assert main(["train", str(recipe)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"tfx-transfer: error: export.base_dir '{tmp_path / 'file.txt' / 'models'}' is under '{tmp_path / 'file.txt'}', "
+        "which is a file, not a directory: set export.base_dir to a directory (e.g. --set export.base_dir=<new directory>)."
+    ]
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
 def test_the_lock_of_a_run_that_died_is_taken_over_and_said_so(tmp_path, caplog):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

@@ -58,15 +58,7 @@ def run_dir_lock(run_dir, enabled: bool = True):
         )
         yield
         return
-    blocking = run_dir
-    while blocking and not os.path.exists(blocking):
-        blocking = os.path.dirname(blocking)
-    if blocking and not os.path.isdir(blocking):
-        where = "is a file" if blocking == run_dir else f"is under {blocking!r}, which is a file"
-        raise NotADirectoryError(
-            f"run_dir {run_dir!r} {where}, not a directory: set run_dir to a directory "
-            "(e.g. --set run_dir=<new directory>)."
-        )
+    storage.require_directory(run_dir, "run_dir")
     os.makedirs(run_dir, exist_ok=True)
     path = os.path.join(run_dir, LOCK_FILE)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -104,6 +104,8 @@ def _train(recipe, strategy, callbacks) -> RunResult:
     stop.raise_if_requested(stop.RESUMES_RUN)
     if chief:
         _claim_run_dir(run_dir, recipe)
+        if recipe.export.enabled:  # found now, not after training
+            storage.require_directory(recipe.export.base_dir, "export.base_dir")
     prepared = prepare(recipe, strategy)
     stop.raise_if_requested(stop.RESUMES_RUN)
     model, splits = prepared.model, prepared.splits

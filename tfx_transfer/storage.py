@@ -172,15 +172,39 @@ def write_bytes_atomic(path, data: bytes) -> None:
 def _write_error(path: str, cause: str) -> OSError:
     if isdir(path):
         return IsADirectoryError(f"Cannot write the file {path!r}: it is a directory. Give a file path instead.")
-    existing = parent(path)
-    while existing and not exists(existing):
-        existing = parent(existing)
-    if existing and not isdir(existing):
+    blocking = file_in_the_way(parent(path))
+    if blocking:
         return NotADirectoryError(
-            f"Cannot write {path!r}: {existing!r} is a file, where a directory was expected. "
+            f"Cannot write {path!r}: {blocking!r} is a file, where a directory was expected. "
             "Choose another path or move that file."
         )
     return OSError(f"Cannot write {path!r}: {cause}")
+
+
+def file_in_the_way(directory) -> str | None:
+    """`directory` or its nearest existing parent when that is a file (so the directory cannot be made), else None.
+
+    >>> file_in_the_way(os.path.join(__file__, "runs")) == __file__
+    True
+    """
+    current = os.fspath(directory)
+    while current and not exists(current):
+        above = parent(current)
+        if above == current:
+            return None
+        current = above
+    return current if current and not isdir(current) else None
+
+
+def require_directory(directory, key: str) -> None:
+    """Raises NotADirectoryError naming the recipe `key` when `directory` is, or is under, a regular file."""
+    directory = os.fspath(directory)
+    blocking = file_in_the_way(directory)
+    if blocking:
+        where = "is a file" if blocking == directory else f"is under {blocking!r}, which is a file"
+        raise NotADirectoryError(
+            f"{key} {directory!r} {where}, not a directory: set {key} to a directory (e.g. --set {key}=<new directory>)."
+        )
 
 
 def write_text_atomic(path, text: str) -> None:
