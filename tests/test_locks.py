@@ -57,34 +57,33 @@ def test_a_second_run_on_a_run_directory_in_use_is_refused_with_its_holder(tmp_p
         pass
 
 
-def test_a_run_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
+def _train_error(recipe, recipe_text, capsys) -> list[str]:
+    """The stderr lines of `tfx-transfer train` on a recipe holding `recipe_text`, which must exit 2."""
     from tfx_transfer.cli import main
 
+    recipe.write_text(recipe_text)
+    assert main(["train", str(recipe)]) == 2
+    return capsys.readouterr().err.strip().splitlines()
+
+
+def test_a_run_dir_that_is_a_file_exits_2_naming_it(tmp_path, capsys):
     (tmp_path / "file.txt").write_text("kept")
     recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"run_dir: {tmp_path / 'file.txt'}\n")
-    assert main(["train", str(recipe)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    assert _train_error(recipe, f"run_dir: {tmp_path / 'file.txt'}\n", capsys) == [
         f"tfx-transfer: error: run_dir '{tmp_path / 'file.txt'}' is a file, not a directory: set run_dir to a "
         "directory (e.g. --set run_dir=<new directory>)."
     ]
     assert (tmp_path / "file.txt").read_text() == "kept"
-    recipe.write_text(f"run_dir: {tmp_path / 'file.txt' / 'run'}\n")
-    assert main(["train", str(recipe)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    assert _train_error(recipe, f"run_dir: {tmp_path / 'file.txt' / 'run'}\n", capsys) == [
         f"tfx-transfer: error: run_dir '{tmp_path / 'file.txt' / 'run'}' is under '{tmp_path / 'file.txt'}', which "
         "is a file, not a directory: set run_dir to a directory (e.g. --set run_dir=<new directory>)."
     ]
 
 
 def test_an_export_base_dir_under_a_file_stops_the_run_before_training(tmp_path, capsys):
-    from tfx_transfer.cli import main
-
     (tmp_path / "file.txt").write_text("kept")
-    recipe = tmp_path / "r.yaml"
-    recipe.write_text(f"run_dir: {tmp_path / 'run'}\nexport: {{base_dir: {tmp_path / 'file.txt' / 'models'}}}\n")
-    assert main(["train", str(recipe)]) == 2
-    assert capsys.readouterr().err.strip().splitlines() == [
+    recipe_text = f"run_dir: {tmp_path / 'run'}\nexport: {{base_dir: {tmp_path / 'file.txt' / 'models'}}}\n"
+    assert _train_error(tmp_path / "r.yaml", recipe_text, capsys) == [
         f"tfx-transfer: error: export.base_dir '{tmp_path / 'file.txt' / 'models'}' is under '{tmp_path / 'file.txt'}', "
         "which is a file, not a directory: set export.base_dir to a directory (e.g. --set export.base_dir=<new directory>)."
     ]

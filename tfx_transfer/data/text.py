@@ -330,15 +330,16 @@ def _raw_label(label, where, column):
         label = int(label)
     if label is None or label == "" or label == []:
         return None
-    def is_name(value):
-        return isinstance(value, (str, int)) and not isinstance(value, bool)
-
-    if not (is_name(label) or isinstance(label, list) and all(map(is_name, label))):
+    if not (_is_class_name(label) or isinstance(label, list) and all(map(_is_class_name, label))):
         raise ConfigError(
             f"{where}: {column!r} must be a class name, a whole number or (multi-label) a list of them, "
             f"received {label!r}."
         )
     return label
+
+
+def _is_class_name(value) -> bool:
+    return isinstance(value, (str, int)) and not isinstance(value, bool)
 
 
 def _rows(path, extension) -> tuple[list[str] | None, list[tuple[int, dict]]]:
