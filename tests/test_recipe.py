@@ -45,6 +45,7 @@ def test_typo_names_the_key_and_suggests_the_right_one(tmp_path):
         ("# only a comment\n", "received an empty document"),
         ("null\n", "received an empty document"),
         ("phases: [{name: a, class_weight: balanced}]", "class_weight must be 'auto'"),
+        ("phases: [{name: a, min_steps: 0}]", r"phase 'a': min_steps must be in \[1, 1000000\] or null, received 0\."),
     ],
 )
 def test_wrong_values_name_key_expected_and_received(tmp_path, text, message):

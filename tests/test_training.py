@@ -330,3 +330,18 @@ def test_frozen_block_outputs_over_the_cache_limit_are_not_cached(tmp_path, capl
     out = caplog.text
     assert "over recipe.cache_limit_mb=0.1" in out
     assert out.count("not caching") == 1  # phase 1's look-ahead and phase 2 share one cut
+
+
+def test_min_steps_adds_whole_epochs_and_the_schedule_spans_them(tmp_path, caplog):
+    recipe = _recipe(tmp_path, [{
+        "name": "tune", "epochs": 1, "min_steps": 15, "freeze": {"trainable": "all"}, "schedule": "linear",
+        "early_stopping_patience": None,
+    }])
+    backbone = tiny_resnet()
+    model, head = build_model(backbone, 3, recipe.head)
+    with caplog.at_level("INFO", logger="tfx_transfer"):
+        (result,) = PhaseRunner(model, head, backbone, _splits(), recipe, recipe.run_dir).run()
+    assert (result.epochs_run, result.epochs_planned) == (3, 3)  # 48 examples in batches of 8: 6 steps per epoch
+    assert model.optimizer.get_config()["learning_rate"]["config"]["total_steps"] == 18
+    assert "phase 'tune': 3 epochs (min_steps 15 at 6 steps per epoch)" in caplog.text
+    assert recipe.phases[0].epochs_for(6) == 3 and dataclasses.replace(recipe.phases[0], min_steps=None).epochs_for(6) == 1

@@ -167,6 +167,7 @@ class FreezeConfig:
 
 
 AUTO_LEARNING_RATE = "auto"
+MAX_MIN_STEPS = 1_000_000
 
 
 @dataclasses.dataclass
@@ -180,12 +181,15 @@ class PhaseConfig:
     `val_macro_f1`) when `keep_best_epoch` is on; the weights it starts from compete as epoch 0 when
     the phase before monitored the same value (and, for `val_loss`, with the same `label_smoothing`),
     so a fine-tuning phase that only makes validation worse ends where the frozen phase did.
+    `min_steps` makes a phase train at least that many optimizer steps: on a small data set it runs
+    more epochs than `epochs` (rounded up to whole epochs; the schedule spans them all).
     `early_stopping_patience` counts epochs without improvement of the same monitor. `learning_rate: auto` runs the LR finder (`tfx_transfer.lr_find`)
     on what the phase trains just before it, and trains at its `valley` suggestion.
     """
 
     name: str = "head"
     epochs: int = 5
+    min_steps: int | None = None
     freeze: FreezeConfig = dataclasses.field(default_factory=FreezeConfig)
     optimizer: Literal["adam", "adamw", "sgd", "rmsprop"] = "adam"
     learning_rate: float | Literal["auto"] = 1e-3
@@ -209,6 +213,10 @@ class PhaseConfig:
             raise ConfigError(str(e)) from None
         if self.epochs < 1:
             raise ConfigError(f"phase {self.name!r}: epochs must be at least 1, received {self.epochs}.")
+        if self.min_steps is not None and not 1 <= self.min_steps <= MAX_MIN_STEPS:
+            raise ConfigError(
+                f"phase {self.name!r}: min_steps must be in [1, {MAX_MIN_STEPS}] or null, received {self.min_steps}."
+            )
         if isinstance(self.learning_rate, str):
             if self.learning_rate != AUTO_LEARNING_RATE:
                 raise ConfigError(
@@ -224,6 +232,17 @@ class PhaseConfig:
                 f"phase {self.name!r}: class_weight must be 'auto', a mapping class id -> weight, "
                 f"or null, received {self.class_weight!r}."
             )
+
+
+    def epochs_for(self, steps_per_epoch: int) -> int:
+        """The epochs to run at `steps_per_epoch` batches per epoch: `epochs`, or more to reach `min_steps`.
+
+        >>> PhaseConfig(epochs=2, min_steps=120).epochs_for(22), PhaseConfig(epochs=2, min_steps=120).epochs_for(92)
+        (6, 2)
+        """
+        if self.min_steps is None or steps_per_epoch < 1:
+            return self.epochs
+        return max(self.epochs, -(-self.min_steps // steps_per_epoch))
 
 
 def default_phases() -> list[PhaseConfig]:

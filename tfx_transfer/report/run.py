@@ -138,7 +138,7 @@ def phase_curves(phases: list, recipe_phases: list) -> list:
                    for k, values in (phase.get("history") or {}).items()}
         epochs_run = int(phase.get("epochs_run") or len(history.get("loss", [])))
         plan = planned.get(phase.get("name"), {})
-        epochs_planned = plan.get("epochs")
+        epochs_planned = phase.get("epochs_planned") or plan.get("epochs")
         outcome = phase.get("best_epoch") or {}
         kept = outcome.get("kept_epoch")
         if kept is None and plan.get("early_stopping_patience") is not None and history.get("val_loss"):

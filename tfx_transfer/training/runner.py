@@ -59,6 +59,8 @@ class PhaseResult:
     # The rate the phase trained at, and "recipe" or "lr_find" (`learning_rate: auto`); None in older runs.
     learning_rate: float | None = None
     learning_rate_source: str = "recipe"
+    # The epochs the phase set out to run: the recipe's, or more for `min_steps`; None in older runs.
+    epochs_planned: int | None = None
 
 
 @dataclasses.dataclass
@@ -157,6 +159,9 @@ class PhaseRunner:
         """
         index = self.recipe.phases.index(phase)
         inputs = self.phase_inputs(phase, next_phase)
+        epochs = phase.epochs_for(inputs.steps_per_epoch)
+        raised = epochs != phase.epochs
+        phase = dataclasses.replace(phase, epochs=epochs)
         learning_rate, source = self._learning_rate(phase, inputs)
         phase = dataclasses.replace(phase, learning_rate=learning_rate)
         block_rates = self._compile(inputs, phase)
@@ -164,7 +169,9 @@ class PhaseRunner:
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
         trained_rates = {b: rate for b, rate in block_rates.items() if b in plan.selection.trainable_blocks}
         logger.info(
-            f"phase {phase.name!r}: {phase.epochs} epochs, lr {phase.learning_rate:g} "
+            f"phase {phase.name!r}: {phase.epochs} epochs"
+            + (f" (min_steps {phase.min_steps} at {inputs.steps_per_epoch} steps per epoch)" if raised else "")
+            + f", lr {phase.learning_rate:g} "
             f"({phase.optimizer}, {phase.schedule}), trainable backbone blocks: "
             f"{', '.join(plan.selection.trainable_blocks) or 'none'}; {trainable_params:,} trainable params; "
             f"{plan.describe()}"
@@ -197,6 +204,7 @@ class PhaseRunner:
         return PhaseResult(
             name=phase.name,
             epochs_run=len(backup.history.get("loss", [])),
+            epochs_planned=phase.epochs,
             seconds=round(time.perf_counter() - start, 3),
             history=backup.history,
             cached_features=plan.mode == HEAD_ON_FEATURES,
