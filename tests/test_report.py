@@ -82,6 +82,15 @@ def test_kept_epoch_recorded_by_the_phase_wins_and_without_early_stopping_the_la
     assert (unstopped.kept_epoch, unstopped.stopped_early, unstopped.first_epoch) == (3, False, 4)
 
 
+def test_epochs_a_phase_planned_for_min_steps_replace_the_recipe_epochs():
+    history = {"loss": [3.0, 2.0, 1.0, 0.5, 0.4]}
+    (curve,) = phase_curves(
+        [{"name": "tune", "epochs_run": 5, "epochs_planned": 5, "history": history}],
+        [{"name": "tune", "epochs": 2, "min_steps": 120}],
+    )
+    assert (curve.epochs_planned, curve.stopped_early) == (5, False)
+
+
 def test_missing_run_dir_error_names_the_file_and_the_cli_exits_2(tmp_path, capsys):
     with pytest.raises(ValueError, match="metrics.json"):
         load_run(tmp_path)
