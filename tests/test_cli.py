@@ -134,7 +134,7 @@ def test_bad_recipe_exits_2_with_one_line(tmp_path):
     assert result.stderr.strip().splitlines()[-1] == (
         "tfx-transfer: error: recipe.phases[0]: unknown key 'epoch'. Did you mean 'epochs'? Valid keys: "
         "augment, cache_features, class_weight, early_stopping_patience, epochs, freeze, keep_best_epoch, "
-        "label_smoothing, layer_decay, learning_rate, lr_multipliers, monitor, name, optimizer, schedule, "
+        "label_smoothing, layer_decay, learning_rate, lr_multipliers, min_steps, monitor, name, optimizer, schedule, "
         "warmup_epochs, weight_decay."
     )
     assert "Traceback" not in result.stderr
