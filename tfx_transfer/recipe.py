@@ -233,7 +233,6 @@ class PhaseConfig:
                 f"or null, received {self.class_weight!r}."
             )
 
-
     def epochs_for(self, steps_per_epoch: int) -> int:
         """The epochs to run at `steps_per_epoch` batches per epoch: `epochs`, or more to reach `min_steps`.
 

@@ -18,13 +18,12 @@ DIR/dataset.json      source files, settings, counts per class, what was left ou
 'data/fortunes/fortunes.csv'
 """
 
-import csv
-import io
 import random
 import re
 
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
+from tfx_transfer.datasets.text_table import text_table_stats, write_text_table
 
 FORTUNES_DIR = "/usr/share/games/fortunes"
 TOPICS = ("computers", "men-women", "politics", "science", "work")
@@ -83,19 +82,14 @@ def make_fortunes(
                 rows.append((entry, topic))
     if wanted:
         rows = _subsample(rows, wanted, seed)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["text", "label"])
-    writer.writerows(rows)
     csv_path = storage.join(out_dir, "fortunes.csv")
-    storage.write_text_atomic(csv_path, buffer.getvalue())
+    write_text_table(csv_path, rows)
     storage.write_json_atomic(storage.join(out_dir, "dataset.json"), {
         "source": {"debian_package": "fortunes", "dir": source_dir, "files": [f"{t}.u8" for t in topics]},
         "max_words": max_words,
         "sizes": {t: int(n) for t, n in wanted.items()} or None,
         "seed": seed,
-        "counts": {t: sum(1 for _, label in rows if label == t) for t in topics},
-        "mean_words": sum(len(text.split()) for text, _ in rows) / max(len(rows), 1),
+        **text_table_stats(rows, topics),
         "left_out": left_out,
     })
     return csv_path

@@ -32,6 +32,7 @@ import zipfile
 
 from tfx_transfer import storage
 from tfx_transfer.config import ConfigError
+from tfx_transfer.datasets.text_table import text_table_stats, write_text_table
 
 VADER_ARCHIVE = "vaderSentiment-3.3.2.tar.gz"
 VADER_GROUND_TRUTH = "vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz"
@@ -76,18 +77,12 @@ def make_sentiment(out_dir, archive, corpus: str, neutral_band: float = 0.5) -> 
             f"{str(archive)!r} is not the package archive {expected} or is damaged ({e}). "
             f"Download it again with: {DOWNLOAD_HINT[expected]}"
         ) from None
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["text", "label"])
-    writer.writerows(rows)
     csv_path = storage.join(out_dir, "sentiment.csv")
-    storage.write_text_atomic(csv_path, buffer.getvalue())
-    labels = sorted({label for _, label in rows})
+    write_text_table(csv_path, rows)
     storage.write_json_atomic(storage.join(out_dir, "dataset.json"), {
         "source": {"archive": str(archive), "corpus": corpus},
         "neutral_band": neutral_band if corpus != "drug_reviews" else None,
-        "counts": {label: sum(1 for _, other in rows if other == label) for label in labels},
-        "mean_words": sum(len(text.split()) for text, _ in rows) / max(len(rows), 1),
+        **text_table_stats(rows, sorted({label for _, label in rows})),
     })
     return csv_path
 
