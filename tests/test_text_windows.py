@@ -96,7 +96,7 @@ def test_bad_window_settings_are_clear_errors(backbone):
         TextWindows(tokenizer, SEQUENCE_LENGTH, stride=11)
     with pytest.raises(ValueError, match="max_windows must be between 1 and 256, received 0"):
         TextWindows(tokenizer, SEQUENCE_LENGTH, max_windows=0)
-    with pytest.raises(ValueError, match="start_token_id"):
+    with pytest.raises(ValueError, match="start_token_id.*or set data.text.long_texts: truncate"):
         TextWindows(object(), SEQUENCE_LENGTH)
     with pytest.raises(ConfigError, match="data.text.max_windows must be between 1 and 256, received 1000"):
         TextOptions(long_texts="windows", max_windows=1000)

@@ -36,7 +36,8 @@ def _single_id(tokenizer, name):
     if not isinstance(value, int):
         raise ValueError(
             f"Text windows need the tokenizer's {name} (one token id), but {type(tokenizer).__name__} has "
-            f"{value!r}. Use a KerasHub text backbone (BERT, DistilBERT, RoBERTa, ...) for data.text.long_texts: windows."
+            f"{value!r}. Use a KerasHub text backbone (BERT, DistilBERT, RoBERTa, ...) for "
+            "data.text.long_texts: windows, or set data.text.long_texts: truncate."
         )
     return value
 
