@@ -85,6 +85,32 @@ def test_csv_directory_with_predefined_splits_and_tsv(backbone, tmp_path):
     assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 10, "validation": 4, "test": 4}
 
 
+def test_copies_of_training_texts_in_validation_and_test_are_counted_named_and_warned(backbone, tmp_path, caplog):
+    rows = {
+        "train": ["goal scored late,sport", "vote counted,politics", "cup final,sport", "tax vote,politics"],
+        "validation": ["cup  final,sport", "new vote,politics"],
+        "test": ['"goal scored\nlate",sport', "election day,politics", "tax vote,politics"],
+    }
+    for split, lines in rows.items():
+        (tmp_path / f"{split}.csv").write_text("text,label\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    with caplog.at_level(logging.WARNING, logger="tfx_transfer"):
+        splits = load_data(_recipe({"source": "csv", "path": str(tmp_path)}), backbone)
+    copies = splits.report["copies_of_training_texts"]
+    assert copies["counts"] == {"validation": 1, "test": 2}
+    assert copies["examples"][0] == {"source": "validation.csv:row 2", "copy_of": "train.csv:row 4"}
+    assert {s: sum(c.values()) for s, c in splits.report["counts"].items()} == {"train": 4, "validation": 2, "test": 3}
+    assert "1 validation text(s) are copies and 2 test text(s) are copies of training texts" in caplog.text
+    assert "data.split_manifest" in caplog.text
+
+    caplog.clear()
+    for split in ("validation", "test"):
+        (tmp_path / f"{split}.csv").write_text("text,label\nnew goal,sport\nnew vote,politics\n", encoding="utf-8")
+    assert load_data(_recipe({"source": "csv", "path": str(tmp_path)}), backbone).report["copies_of_training_texts"] == {
+        "counts": {}, "examples": [],
+    }
+    assert "copies" not in caplog.text
+
+
 def test_bad_tables_give_errors_naming_file_and_key(backbone, tmp_path):
     path = tmp_path / "a.csv"
     path.write_text("content,label\nhello,x\n", encoding="utf-8")

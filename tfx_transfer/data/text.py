@@ -33,6 +33,7 @@ from tfx_transfer.data.sources import (
 from tfx_transfer.data.split_manifest import SplitManifest, data_root, portable_source
 from tfx_transfer.data.splits import class_counts
 from tfx_transfer.data.text_bounds import MAX_TEXT_BYTES, assert_text_length
+from tfx_transfer.data.text_duplicates import copies_of_training_texts
 from tfx_transfer.data.text_windows import MAX_WINDOWS_LIMIT, TextWindows, window_examples
 from tfx_transfer.head_kinds import head_kind
 from tfx_transfer.log import logger
@@ -627,6 +628,7 @@ def load_data(recipe, backbone) -> DataSplits:
         "skipped_counts": skipped.summary(),
         "skipped": skipped.items,
         "cut_to_max_bytes": texts.cut,
+        "copies_of_training_texts": _copies_of_training_texts(splits, manifest),
     }
     if preprocessor.windows:
         data = _windowed_splits(splits, read, preprocessor, recipe.data.text, class_names, report, manifest)
@@ -645,6 +647,21 @@ def load_data(recipe, backbone) -> DataSplits:
         step = None if recipe.distribute.jit_compile else TEXT_BUCKET_STEP
         data.length_buckets = LengthBuckets(bucket_lengths(sequence_length, step=step))
     return data
+
+
+def _copies_of_training_texts(splits: dict[str, LabelledTexts], manifest: SplitManifest) -> dict:
+    """Validation and test texts that are also training texts, counted and warned about (`text_duplicates`)."""
+    copies = copies_of_training_texts(
+        {s: split.texts for s, split in splits.items()}, {s: manifest.sources(s) for s in splits}
+    )
+    if copies["counts"]:
+        named = ", ".join(f"{c['source']} = {c['copy_of']}" for c in copies["examples"])
+        logger.warning(
+            "%s of training texts (e.g. %s): test metrics overstate accuracy on unseen text. Remove the copies "
+            "from the data, or list each copy in the split of its original in a data.split_manifest.",
+            " and ".join(f"{n} {split} text(s) are copies" for split, n in copies["counts"].items()), named,
+        )
+    return copies
 
 
 def _read_splits(splits: dict[str, LabelledTexts]) -> dict[str, LabelledTexts]:
