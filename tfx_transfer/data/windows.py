@@ -1,7 +1,7 @@
 """Windows: one input cut into several model inputs, whose probabilities are averaged per input.
 
-Audio cuts long clips into windows (`data.audio.long_clips: windows`); text will
-cut long documents into chunks. Evaluation and export both call `mean_per_group`,
+Audio cuts long clips into windows (`data.audio.long_clips: windows`), text long
+documents into token windows (`data.text.long_texts: windows`). Evaluation and export both call `mean_per_group`,
 so test metrics measure exactly what the exported model serves.
 
 >>> import numpy as np
