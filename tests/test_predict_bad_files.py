@@ -1,5 +1,6 @@
 """`tfx-transfer predict` reports each bad file with its reason and classifies the rest."""
 
+import io
 import os
 import struct
 
@@ -48,3 +49,19 @@ def test_each_bad_file_gets_its_reason_and_the_rest_are_classified(export_dir, t
                              "at most 67108864 are decoded")
     assert all(line.replace("\t", " ").isprintable() for line in lines)
     assert "3 of 6 file(s) could not be classified" in captured.err
+
+
+def test_dash_reads_one_input_from_standard_input_and_only_once(export_dir, tmp_path, monkeypatch, capsys):
+    png = tf.io.encode_png(tf.zeros([5, 5, 3], tf.uint8)).numpy()
+    good = tmp_path / "good.png"
+    good.write_bytes(png)
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(png)))
+
+    assert main(["predict", export_dir, "-", str(good)]) == 0
+
+    stdin_line, file_line = capsys.readouterr().out.strip().splitlines()
+    assert stdin_line.split("\t")[0] == "-" and stdin_line.split("\t")[1:] == file_line.split("\t")[1:]
+
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(png)))
+    assert main(["predict", export_dir, "-", "-"]) == 2
+    assert "'-' (standard input) can be given once, received it 2 times" in capsys.readouterr().err

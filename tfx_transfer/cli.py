@@ -8,6 +8,7 @@ tfx-transfer predict saved_models/fashion_mnist/1 shoe.png shirt.jpg
 tfx-transfer report runs/fashion_mnist
 tfx-transfer compare runs/a runs/b --output comparison.html
 tfx-transfer predict --server http://localhost:8501 --model fashion_mnist shoe.png shirt.jpg
+echo "Shares fell as rates rose." | tfx-transfer predict saved_models/bbc_news_minilm -
 tfx-transfer export runs/fashion_mnist --format litert
 tfx-transfer serving-config saved_models --out serving --stable fashion_mnist=1 --canary fashion_mnist=2
 ```
@@ -158,7 +159,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="classify files with an exported SavedModel or a TF Serving server")
     predict.add_argument("export_dir", help="saved_models/<name>/<version> (or saved_models/<name> for the latest); "
                                             "with --server, the first file")
-    predict.add_argument("files", nargs="*")
+    predict.add_argument("files", nargs="*", help="files to classify; - reads one input (a text, an image) from standard input")
     predict.add_argument("--top", type=int, default=1, help="how many classes to print per file")
     predict.add_argument("--server", help="ask TF Serving instead: http://HOST:8501 (REST) or grpc://HOST:8500")
     predict.add_argument("--model", help="with --server: the served model name")
@@ -348,6 +349,8 @@ def _predict_with_server(args):
 
 # A file larger than this is not read by `predict` (a request of that size is far beyond any bound).
 _MAX_PREDICT_FILE_BYTES = 2**30
+# The `predict` argument that stands for the bytes on standard input.
+STANDARD_INPUT = "-"
 
 
 class _Unclassifiable(Exception):
@@ -356,7 +359,10 @@ class _Unclassifiable(Exception):
 
 def _classify_files(paths, classify, max_bytes: int) -> int:
     """Prints `path<TAB>label<TAB>probability...` (what `classify(raw bytes)` returns) or `path<TAB>error: reason`
-    for each file; returns 1 if any file failed, else 0."""
+    for each file (`-`: standard input); returns 1 if any file failed, else 0."""
+    if paths.count(STANDARD_INPUT) > 1:
+        raise ValueError(f"predict: {STANDARD_INPUT!r} (standard input) can be given once, received it "
+                         f"{paths.count(STANDARD_INPUT)} times.")
     failed = 0
     for path in paths:
         line, ok = _classify_file(path, classify, max_bytes)
@@ -375,12 +381,18 @@ def _classify_file(path, classify, max_bytes: int) -> tuple[str, bool]:
     from tfx_transfer.safe_text import printable, tf_error_reason
 
     name = printable(path)
+    too_large = f"{name}\terror: larger than {max_bytes} bytes; not read"
     try:
-        if storage.isdir(path):
+        if path == STANDARD_INPUT:
+            raw = sys.stdin.buffer.read(max_bytes + 1)
+            if len(raw) > max_bytes:
+                return too_large, False
+        elif storage.isdir(path):
             return f"{name}\terror: a directory, not a file", False
-        if storage.size(path) > max_bytes:
-            return f"{name}\terror: larger than {max_bytes} bytes; not read", False
-        raw = storage.read_bytes(path)
+        elif storage.size(path) > max_bytes:
+            return too_large, False
+        else:
+            raw = storage.read_bytes(path)
     except (OSError, tf.errors.OpError) as e:
         reason = e.strerror if isinstance(e, OSError) else tf_error_reason(e.message)
         return f"{name}\terror: cannot be read: {printable(reason or str(e))}", False
