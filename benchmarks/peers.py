@@ -283,16 +283,11 @@ def logistic_regression(features: dict, labels: dict, test_groups=None) -> tuple
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from tfx_transfer.data.windows import mean_per_group
+    from tfx_transfer.evaluate import average_per_group
 
     def test_accuracy(classifier):
-        if test_groups is None:
-            return classifier.score(features["test"], labels["test"])
-        groups = int(test_groups.max()) + 1
-        probabilities = mean_per_group(classifier.predict_proba(features["test"]), test_groups, groups).numpy()
-        group_labels = np.empty(groups, labels["test"].dtype)
-        group_labels[test_groups] = labels["test"]  # every window of an input carries its label
-        return float((classifier.classes_[probabilities.argmax(axis=1)] == group_labels).mean())
+        probabilities, test_labels = average_per_group(classifier.predict_proba(features["test"]), labels["test"], test_groups)
+        return float((classifier.classes_[probabilities.argmax(axis=1)] == test_labels).mean())
 
     best = None
     for c in LOGREG_C:

@@ -1,8 +1,9 @@
 """Windows: one input cut into several model inputs, whose probabilities are averaged per input.
 
 Audio cuts long clips into windows (`data.audio.long_clips: windows`), text long
-documents into token windows (`data.text.long_texts: windows`). Evaluation and export both call `mean_per_group`,
-so test metrics measure exactly what the exported model serves.
+documents into token windows (`data.text.long_texts: windows`). Evaluation and
+export both call `mean_per_group`, so test metrics measure exactly what the
+exported model serves.
 
 >>> import numpy as np
 >>> mean_per_group(np.array([[1.0, 0.0], [0.0, 1.0], [0.2, 0.8]]), np.array([0, 0, 1]), 2).numpy().tolist()
