@@ -11,7 +11,8 @@ from tfx_transfer.head_kinds import head_kind
 
 
 def predict_dataset(
-    model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting", length_buckets=None
+    model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting", length_buckets=None,
+    between_batches=None,
 ):
     """`(outputs, labels)` of an unbatched `(inputs, label)` dataset, in one pass, as NumPy arrays.
 
@@ -25,7 +26,9 @@ def predict_dataset(
     back in the data's order. An output with a token axis (the model's symbolic output has shape
     `[None, None, ...]`, e.g. hidden states of frozen layers) then comes back as a `tf.RaggedTensor`
     whose row `i` is example `i`'s output at its bucket's length: no padding beyond that is stored.
+    `between_batches` is called before each batch; by default it honours a stop request (`stop`).
     """
+    between_batches = between_batches or (lambda: stop.raise_if_requested(stop.RESUMES_RUN))
     total = int(dataset.cardinality())
     batches = dataset.batch(batch_size) if length_buckets is None else length_buckets.indexed_batches(dataset, batch_size)
     step = tf.function(lambda x: model(x, training=False), jit_compile=jit_compile)
@@ -37,7 +40,7 @@ def predict_dataset(
     outputs, labels, indices = [], [], []
     batches = batches.prefetch(tf.data.AUTOTUNE)
     for batch in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
-        stop.raise_if_requested(stop.RESUMES_RUN)
+        between_batches()
         outputs.append(tf.nest.map_structure(np.asarray, step(batch[0])))
         labels.append(batch[1].numpy())
         if length_buckets is not None:

@@ -100,19 +100,20 @@ class StopOnRequest(keras.callbacks.Callback):
         self._batches = 0
 
     def on_train_begin(self, logs=None):
-        self._check()
+        self.check()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._batches = 0
 
     def on_train_batch_end(self, batch, logs=None):
         self._batches = batch + 1
-        self._check()
+        self.check()
 
     def on_test_batch_end(self, batch, logs=None):
-        self._check()
+        self.check()
 
-    def _check(self):
+    def check(self):
+        """Backs up the last finished epoch and raises `Interrupted` if a stop was requested."""
         signal = stop.requested()
         if signal is None:
             return

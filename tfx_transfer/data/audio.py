@@ -474,6 +474,7 @@ def load_data(recipe, backbone) -> DataSplits:
         class_names=class_names,
         report=report,
         test_groups=splits["test"][1] if preprocessor.windows else None,
+        validation_groups=splits["validation"][1] if preprocessor.windows else None,
         manifest=chosen.manifest,
     )
 

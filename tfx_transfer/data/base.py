@@ -84,9 +84,11 @@ class DataSplits:
     test: tf.data.Dataset | None
     class_names: list[str]
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
-    # For inputs cut into windows (long audio clips): the input each test example belongs to,
-    # so that test metrics average the windows' predictions per input as the export does.
+    # For inputs cut into windows (long texts, long audio clips): the input each validation and test
+    # example belongs to, so that validation and test metrics average the windows' predictions per
+    # input as the export does.
     test_groups: np.ndarray | None = None
+    validation_groups: np.ndarray | None = None
     manifest: SplitManifest | None = None
     # For token inputs: the `LengthBuckets` their batches are cut to (`data.text.bucket_by_length`).
     length_buckets: Any = None

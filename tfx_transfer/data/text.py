@@ -696,6 +696,7 @@ def _windowed_splits(splits, read, preprocessor, options, class_names, report, m
         class_names=list(class_names),
         report=report,
         test_groups=windowed["test"].document if "test" in windowed else None,
+        validation_groups=windowed["validation"].document if "validation" in windowed else None,
         manifest=manifest,
     )
 

@@ -6,7 +6,8 @@
 - `schedule`: `make_optimizer` and `WarmupDecay`.
 - `lr_choice`: the rate a `learning_rate: auto` phase chose, kept with its backups for a resume.
 - `datasets`: batching, loss targets (through the head kind), class weights.
-- `callbacks`, `submodels`: a phase's callbacks, and the parts of the model it trains.
+- `validation`: validation per input when inputs are cut into windows (what test metrics and the export judge).
+- `submodels`: the parts of the model a phase trains.
 - `runner`: `PhaseRunner` (and `phase_inputs` / `find_learning_rate`, shared by training and `lr-find`).
 
 Example:

@@ -38,6 +38,7 @@ from tfx_transfer.training.lr_choice import record_choice, recorded_choice
 from tfx_transfer.training.plan import FULL_MODEL, HEAD_ON_FEATURES, ON_FROZEN_PREFIX, PhasePlan, plan_phase
 from tfx_transfer.training.schedule import make_optimizer
 from tfx_transfer.training.state import RunState
+from tfx_transfer.training.validation import PerInputValidation, windows_share_inputs
 
 
 @dataclasses.dataclass
@@ -66,13 +67,16 @@ class PhaseResult:
 @dataclasses.dataclass
 class PhaseInputs:
     """What a phase trains (`PhaseRunner.phase_inputs`): its plan, the model `fit` runs (the full model, or
-    the part on cached inputs) and its batched train and validation sets."""
+    the part on cached inputs), its batched train and validation sets, and the unbatched validation
+    examples with the length buckets they are batched by (for validation per input)."""
 
     plan: PhasePlan
     trained: keras.Model
     train: tf.data.Dataset
     val: tf.data.Dataset | None
     steps_per_epoch: int
+    val_examples: tf.data.Dataset | None = None
+    val_buckets: object = None
 
 
 def starting_value(phase, previous_phase, previous: PhaseResult) -> float | None:
@@ -165,6 +169,12 @@ class PhaseRunner:
         learning_rate, source = self._learning_rate(phase, inputs)
         phase = dataclasses.replace(phase, learning_rate=learning_rate)
         block_rates = self._compile(inputs, phase)
+        backup = EpochBackup(
+            self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
+            history_csv=storage.join(self.run_dir, f"history_{phase.name}.csv"),
+        )
+        stop_on_request = StopOnRequest(backup, phase.name)
+        per_input = self._per_input_validation(inputs, phase, stop_on_request)
         plan = inputs.plan
         trainable_params = int(sum(np.prod(w.shape) for w in self.model.trainable_weights))
         trained_rates = {b: rate for b, rate in block_rates.items() if b in plan.selection.trainable_blocks}
@@ -176,10 +186,7 @@ class PhaseRunner:
             f"{', '.join(plan.selection.trainable_blocks) or 'none'}; {trainable_params:,} trainable params; "
             f"{plan.describe()}"
             + (f"; learning-rate multipliers {describe_multipliers(trained_rates)}" if trained_rates else "")
-        )
-        backup = EpochBackup(
-            self._backup_dir(phase), self.recipe.backup_interval_seconds, writes=self.chief,
-            history_csv=storage.join(self.run_dir, f"history_{phase.name}.csv"),
+            + (f"; {per_input.describe()}" if per_input else "")
         )
         guard = DivergenceGuard(backup, phase.name, f"phases.{index}", phase.learning_rate)
         best = None
@@ -190,11 +197,12 @@ class PhaseRunner:
         train, class_weight = self._fit_train(inputs, weights)
         inputs.trained.fit(
             train,
-            validation_data=inputs.val,
+            validation_data=None if per_input else inputs.val,
             epochs=phase.epochs,
             class_weight=class_weight,
             callbacks=[
-                EpochLog(phase.name, phase.epochs), guard, backup, StopOnRequest(backup, phase.name),
+                *([per_input] if per_input else []),
+                EpochLog(phase.name, phase.epochs), guard, backup, stop_on_request,
                 *([best] if best else []),
                 *self._tensorboard(phase), *self.extra_callbacks,
             ],
@@ -237,7 +245,23 @@ class PhaseRunner:
         val = None
         if val_set is not None:
             val = batch_dataset(val_set, global_batch, self.kind.name, self.num_classes, length_buckets=buckets)
-        return PhaseInputs(plan, trained, train, val, steps)
+        return PhaseInputs(plan, trained, train, val, steps, val_examples=val_set, val_buckets=buckets)
+
+    def _per_input_validation(self, inputs, phase, stop_on_request) -> PerInputValidation | None:
+        """`fit`'s validation per input when some validation input is cut into several windows, else None."""
+        groups = self.splits.validation_groups
+        if inputs.val_examples is None or not windows_share_inputs(groups):
+            return None
+        threshold = self.recipe.head.threshold
+        return PerInputValidation(
+            inputs.val_examples, groups, self.recipe.data.batch_size,
+            loss=self.kind.loss(phase.label_smoothing),
+            metrics=self.kind.metrics(self.num_classes, threshold)
+            + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
+            encode_targets=lambda labels: self.kind.encode_targets(labels, self.num_classes),
+            length_buckets=inputs.val_buckets, jit_compile=self.recipe.distribute.jit_compile,
+            between_batches=stop_on_request.check,
+        )
 
     def _length_buckets(self, plan):
         """The `LengthBuckets` `plan`'s training batches are cut to, or None.
