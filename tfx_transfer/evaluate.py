@@ -12,12 +12,12 @@ from tfx_transfer.head_kinds import head_kind
 
 def predict_dataset(
     model, dataset, batch_size: int, jit_compile: bool = False, what: str = "predicting", length_buckets=None,
-    between_batches=None,
+    between_batches=None, quiet_seconds: float = 3.0,
 ):
     """`(outputs, labels)` of an unbatched `(inputs, label)` dataset, in one pass, as NumPy arrays.
 
     `outputs` has the structure of the model's output (e.g. a list of arrays). A pass longer than
-    a few seconds logs `what` with the count and the time left (`console.track`).
+    `quiet_seconds` logs `what` with the count and the time left (`console.track`).
 
     One pass matters: reading the dataset twice (once for `predict`, once for
     the labels) would decode every image or WAV file twice. `jit_compile`
@@ -39,7 +39,8 @@ def predict_dataset(
     )
     outputs, labels, indices = [], [], []
     batches = batches.prefetch(tf.data.AUTOTUNE)
-    for batch in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1])):
+    for batch in track(batches, what, total=total if total >= 0 else None, size=lambda batch: len(batch[1]),
+                       quiet_seconds=quiet_seconds):
         between_batches()
         outputs.append(tf.nest.map_structure(np.asarray, step(batch[0])))
         labels.append(batch[1].numpy())
