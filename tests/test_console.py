@@ -72,10 +72,12 @@ def test_predictions_log_their_count_with_what_they_are_for(messages, monkeypatc
 
     from tfx_transfer import console, evaluate
 
-    monkeypatch.setattr(evaluate, "track", functools.partial(console.track, quiet_seconds=0.0, interval=0.0))
+    monkeypatch.setattr(evaluate, "track", functools.partial(console.track, interval=0.0))
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(3)])
     data = tf.data.Dataset.from_tensor_slices((np.ones((10, 2), "float32"), np.zeros(10, "int32")))
-    evaluate.predict_dataset(model, data, batch_size=4, what="evaluating")
+    evaluate.predict_dataset(model, data, batch_size=4, what="evaluating", quiet_seconds=60.0)
+    assert messages == []  # a pass quicker than quiet_seconds says nothing
+    evaluate.predict_dataset(model, data, batch_size=4, what="evaluating", quiet_seconds=0.0)
     assert messages[0].startswith("evaluating: 4/10 examples (40%)") and "left" in messages[0]
     assert messages[-1].startswith("evaluating: 10/10 examples (100%)")
 
