@@ -5,16 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from harness.text import save_tiny_bert_preset, write_topic_folder
-from tfx_transfer.backbones.kerashub import build_kerashub_backbone
+from harness.text import per_text_validation_report, windowed_topics_recipe
 from tfx_transfer.best_epoch import monitor_metrics
-from tfx_transfer.data.text import load_data
-from tfx_transfer.evaluate import average_per_group, classification_report, predict_probabilities
+from tfx_transfer.evaluate import average_per_group, classification_report
 from tfx_transfer.head_kinds import BINARY, MULTICLASS
 from tfx_transfer.recipe import recipe_from_dict
 from tfx_transfer.training.validation import PerInputValidation
-
-SEQUENCE_LENGTH = 12
 
 
 def fixed_model(outputs_per_example):
@@ -67,36 +63,14 @@ def test_binary_heads_average_their_sigmoid_per_input():
     assert logs["val_loss"] == pytest.approx(-np.mean(np.log([0.2, 0.2, 0.1])), rel=1e-4)
 
 
-@pytest.fixture(scope="module")
-def windowed_run(tmp_path_factory):
+def test_a_windowed_run_selects_epochs_on_whole_texts(tmp_path):
     from tfx_transfer.pipeline import train
 
-    work = tmp_path_factory.mktemp("per_input")
-    root = write_topic_folder(work / "topics", per_class=14)
-    for topic, words in {"sport": "goal match team", "business": "market shares profit"}.items():
-        for n in range(6):  # long texts: several windows each
-            (work / "topics" / topic / f"long{n}.txt").write_text(f"{words} the cat sat " * (8 + n), encoding="utf-8")
-    recipe = recipe_from_dict({
-        "name": "topics", "modality": "text", "seed": 5, "run_dir": str(work / "run"),
-        "data": {"source": "folder", "path": str(root), "batch_size": 8,
-                 "text": {"long_texts": "windows", "max_windows": 3}},
-        "backbone": {"source": "kerashub", "name": save_tiny_bert_preset(work / "preset"),
-                     "sequence_length": SEQUENCE_LENGTH},
-        "phases": [{"name": "head", "epochs": 2, "learning_rate": 0.05, "monitor": "val_macro_f1"}],
-        "export": {"enabled": False},
-    })
-    return recipe, train(recipe)
-
-
-def test_a_windowed_run_selects_epochs_on_whole_texts(windowed_run):
-    recipe, result = windowed_run
-    splits = load_data(recipe, build_kerashub_backbone(recipe.backbone.name, SEQUENCE_LENGTH))
-    assert len(splits.validation_groups) > len(set(splits.validation_groups.tolist()))  # some texts have windows
-
-    probabilities, labels = predict_probabilities(
-        result.model, splits.validation, 8, "multiclass", group_ids=splits.validation_groups,
-    )
-    per_text = classification_report(probabilities, labels, splits.class_names)
+    recipe = recipe_from_dict(windowed_topics_recipe(
+        tmp_path, [{"name": "head", "epochs": 2, "learning_rate": 0.05, "monitor": "val_macro_f1"}]
+    ))
+    result = train(recipe)
+    per_text = per_text_validation_report(recipe, result.model)
     phase = result.metrics["phases"][0]
     kept = phase["best_epoch"]["kept_epoch"]
     assert phase["history"]["val_accuracy"][kept - 1] == pytest.approx(per_text["accuracy"])

@@ -83,6 +83,20 @@ SCRIPT = textwrap.dedent(
     before = embeddings.numpy().copy()
     hub_text_model.fit(batch_dataset(hub_splits.train, 8, "multiclass", 3), epochs=1, verbose=0)
     result["hub_text_moved"] = bool(not np.allclose(before, embeddings.numpy()))
+
+    # A windowed text run through the toolkit's phases: validation per text under the strategy.
+    from harness.text import per_text_validation_report, windowed_topics_recipe
+    from tfx_transfer.pipeline import train
+
+    windowed = recipe_from_dict(windowed_topics_recipe(work + "/windowed", [
+        {"name": "head", "epochs": 2, "learning_rate": 0.05},
+        {"name": "fine_tune", "epochs": 2, "freeze": {"last_blocks": 1}, "learning_rate": 1e-3},
+    ]))
+    run = train(windowed, strategy=strategy)
+    # The epoch the run ended with: the fine-tuning's kept one, or phase 1's if it kept its starting weights.
+    phase = next(p for p in reversed(run.metrics["phases"]) if p["best_epoch"]["kept_epoch"])
+    result["windowed_logged"] = phase["history"]["val_accuracy"][phase["best_epoch"]["kept_epoch"] - 1]
+    result["windowed_per_text"] = per_text_validation_report(windowed, run.model)["accuracy"]
     print("RESULT " + json.dumps(result))
     """
 )
@@ -102,3 +116,5 @@ def test_text_and_hub_fine_tuning_under_mirrored_strategy(tmp_path):
     assert all(loss == loss for loss in result["text_loss"])  # finite, no NaN
     assert result["text_tuned_moved"] and not result["text_frozen_moved"]
     assert result["hub_moved"] and result["hub_text_moved"]
+    # the fine-tuning epoch it kept was judged on whole texts, as the test metrics are
+    assert result["windowed_logged"] == pytest.approx(result["windowed_per_text"])

@@ -46,3 +46,33 @@ def write_topic_folder(root, per_class=12, seed=0):
     (root / "sport" / "empty.txt").write_text("  \n", encoding="utf-8")
     (root / "politics" / "latin1.txt").write_bytes("Caf\xe9 vote".encode("latin-1"))
     return str(root)
+
+
+def windowed_topics_recipe(work, phases, sequence_length=12):
+    """A recipe dict: a topic folder with long texts (several windows each) on a tiny preset, read in windows."""
+    work = pathlib.Path(work)
+    root = write_topic_folder(work / "topics", per_class=14)
+    for topic, words in {"sport": "goal match team", "business": "market shares profit"}.items():
+        for n in range(6):
+            (work / "topics" / topic / f"long{n}.txt").write_text(f"{words} the cat sat " * (8 + n), encoding="utf-8")
+    return {
+        "name": "topics", "modality": "text", "seed": 5, "run_dir": str(work / "run"),
+        "data": {"source": "folder", "path": root, "batch_size": 8, "text": {"long_texts": "windows", "max_windows": 3}},
+        "backbone": {"source": "kerashub", "name": save_tiny_bert_preset(work / "preset"), "sequence_length": sequence_length},
+        "phases": phases,
+        "export": {"enabled": False},
+    }
+
+
+def per_text_validation_report(recipe, model):
+    """`evaluate.classification_report` of `model` on `recipe`'s validation texts, windows averaged per text."""
+    from tfx_transfer.backbones.kerashub import build_kerashub_backbone
+    from tfx_transfer.data.text import load_data
+    from tfx_transfer.evaluate import classification_report, predict_probabilities
+
+    splits = load_data(recipe, build_kerashub_backbone(recipe.backbone.name, recipe.backbone.sequence_length))
+    assert len(splits.validation_groups) > len(set(splits.validation_groups.tolist()))  # some texts have windows
+    probabilities, labels = predict_probabilities(
+        model, splits.validation, 8, recipe.head.kind, group_ids=splits.validation_groups,
+    )
+    return classification_report(probabilities, labels, splits.class_names)
