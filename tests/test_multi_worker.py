@@ -93,6 +93,25 @@ print(json.dumps({{
 }}))
 """
 
+# A windowed text recipe (made by the test, so the workers do not write its files at once) through `train`;
+# prints the validation values of the epoch the run ended with and the same model's accuracy per text.
+WINDOWED_TEXT_WORKER = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from harness.text import per_text_validation_report
+from tfx_transfer.pipeline import train
+from tfx_transfer.recipe import recipe_from_dict
+
+recipe = recipe_from_dict(json.loads({recipe!r}))
+result = train(recipe)
+ended = next(p for p in reversed(result.metrics["phases"]) if p["best_epoch"]["kept_epoch"])
+print(json.dumps({{
+    "logged": ended["history"]["val_accuracy"][ended["best_epoch"]["kept_epoch"] - 1],
+    "per_text": per_text_validation_report(recipe, result.model)["accuracy"],
+    "histories": [{{k: v for k, v in p["history"].items() if k != "epoch_seconds"}} for p in result.metrics["phases"]],
+}}))
+"""
+
 # Plain Keras, no toolkit import: the bug the patch in tfx_transfer.distribute works around.
 UNPATCHED_WORKER = """
 import numpy as np
@@ -160,6 +179,24 @@ def test_two_workers_train_identically_and_export_what_keras_predicts(tmp_path):
     assert other["export_dir"] is None
     assert os.listdir(tmp_path / "exports" / "multi_worker") == ["1"]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["export_dir"] == chief["export_dir"]
+
+
+@pytest.mark.slow
+def test_two_workers_validate_windowed_texts_per_text(tmp_path):
+    from harness.text import windowed_topics_recipe
+
+    recipe = windowed_topics_recipe(tmp_path, [
+        {"name": "head", "epochs": 2, "learning_rate": 0.05},
+        {"name": "fine_tune", "epochs": 2, "freeze": {"last_blocks": 1}, "learning_rate": 1e-3},
+    ])
+    recipe["distribute"] = {"strategy": "multi_worker"}
+    script = textwrap.dedent(WINDOWED_TEXT_WORKER).format(tests=os.path.dirname(__file__), recipe=json.dumps(recipe))
+    results = _run_workers(script)
+    for index, result in enumerate(results):
+        assert result.returncode == 0, f"worker {index}:\n{result.stderr[-3000:]}"
+    chief, other = (json.loads(r.stdout.strip().splitlines()[-1]) for r in results)
+    assert chief["histories"] == other["histories"]
+    assert chief["logged"] == pytest.approx(chief["per_text"])
 
 
 @pytest.mark.slow
