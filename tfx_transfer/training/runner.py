@@ -252,12 +252,9 @@ class PhaseRunner:
         groups = self.splits.validation_groups
         if inputs.val_examples is None or not windows_share_inputs(groups):
             return None
-        threshold = self.recipe.head.threshold
         return PerInputValidation(
             inputs.val_examples, groups, self.recipe.data.batch_size,
-            loss=self.kind.loss(phase.label_smoothing),
-            metrics=self.kind.metrics(self.num_classes, threshold)
-            + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
+            loss=self.kind.loss(phase.label_smoothing), metrics=self._metrics(phase),
             encode_targets=lambda labels: self.kind.encode_targets(labels, self.num_classes),
             length_buckets=inputs.val_buckets, jit_compile=self.recipe.distribute.jit_compile,
             between_batches=stop_on_request.check,
@@ -376,7 +373,6 @@ class PhaseRunner:
     def _compile(self, inputs, phase) -> dict:
         """Compiles `inputs.trained` for `phase` (a numeric learning rate); returns the backbone blocks' multipliers."""
         block_rates = block_multipliers(self.backbone, phase.layer_decay, phase.lr_multipliers)
-        threshold = self.recipe.head.threshold
         with self.strategy.scope():
             inputs.trained.compile(
                 optimizer=make_optimizer(
@@ -384,11 +380,17 @@ class PhaseRunner:
                     inputs.trained.trainable_variables,
                 ),
                 loss=self.kind.loss(phase.label_smoothing),
-                metrics=self.kind.metrics(self.num_classes, threshold)
-                + monitor_metrics(phase.monitor, self.kind.name, self.num_classes, threshold),
+                metrics=self._metrics(phase),
                 jit_compile=self.recipe.distribute.jit_compile,
             )
         return block_rates
+
+    def _metrics(self, phase) -> list:
+        """Fresh metrics `phase` compiles (and validation per input computes): accuracy, and what its monitor needs."""
+        threshold = self.recipe.head.threshold
+        return self.kind.metrics(self.num_classes, threshold) + monitor_metrics(
+            phase.monitor, self.kind.name, self.num_classes, threshold
+        )
 
     def plan(self, phase, next_phase=None):
         """How `phase` trains (a `PhasePlan`), measuring frozen-block outputs on the data."""
