@@ -3,7 +3,8 @@
 A long text read as two windows, or a long clip as several, is two or more validation examples to
 `fit`, each judged on its part alone. `PerInputValidation` replaces `fit`'s own validation: after
 every epoch it predicts the validation windows, averages their outputs per input
-(`windows.mean_per_group`, as evaluation and the exported model do) and computes the phase's loss
+(`evaluate.average_per_group`, as test evaluation does; the export averages with the same
+`windows.mean_per_group`) and computes the phase's loss
 and metrics on one row per input. The best epoch, early stopping and the epoch log then read
 `val_*` values of the unit the test metrics report.
 """
@@ -11,8 +12,7 @@ and metrics on one row per input. The best epoch, early stopping and the epoch l
 import keras
 import numpy as np
 
-from tfx_transfer.data.windows import mean_per_group
-from tfx_transfer.evaluate import predict_dataset
+from tfx_transfer.evaluate import average_per_group, predict_dataset
 
 
 def windows_share_inputs(group_ids) -> bool:
@@ -61,20 +61,19 @@ class PerInputValidation(keras.callbacks.Callback):
         self.dataset, self.batch_size = dataset, batch_size
         self.loss, self.metrics, self.encode_targets = loss, list(metrics), encode_targets
         self.length_buckets, self.jit_compile, self.between_batches = length_buckets, jit_compile, between_batches
-        groups, first, self._dense_ids = np.unique(np.asarray(group_ids), return_index=True, return_inverse=True)
-        self._inputs, self._first = len(groups), first
+        self.group_ids = np.asarray(group_ids)
 
     def describe(self) -> str:
         """What the console says about this validation, e.g. "validated per input (212 windows of 147 inputs)"."""
-        return f"validated per input ({len(self._dense_ids)} windows of {self._inputs} inputs)"
+        return f"validated per input ({len(self.group_ids)} windows of {len(np.unique(self.group_ids))} inputs)"
 
     def on_epoch_end(self, epoch, logs=None):
         outputs, labels = predict_dataset(
             self.model, self.dataset, self.batch_size, self.jit_compile, "validating", self.length_buckets,
             between_batches=self.between_batches, quiet_seconds=30.0,  # fit's own validation says nothing
         )
-        per_input = mean_per_group(outputs, self._dense_ids, self._inputs)
-        targets = self.encode_targets(labels[self._first])
+        per_input, input_labels = average_per_group(outputs, labels, self.group_ids)
+        targets = self.encode_targets(input_labels)
         values = {"val_loss": float(self.loss(targets, per_input))}
         for metric in self.metrics:
             metric.reset_state()
